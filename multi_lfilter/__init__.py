@@ -1,0 +1,16 @@
+"""Banks of IIR filters for PyTorch: exact, fast, differentiable.
+
+Example:
+    >>> import torch, multi_lfilter
+    >>> a = torch.tensor([[1.0, -1.6, 0.8], [1.0, -0.2, 0.5]])   # (C, K)
+    >>> b = torch.tensor([[0.1, 0.0, -0.1], [0.3, 0.3, 0.0]])
+    >>> multi_lfilter.lfilter_bank(torch.randn(4, 1, 1000), a_coeffs=a, b_coeffs=b).shape
+    torch.Size([4, 2, 1000])
+"""
+from .backends.dispatch import available_backends
+from .compat import lfilter
+from .functional import lfilter_bank, lfilter_bank_with_state
+
+__all__ = ["available_backends", "lfilter", "lfilter_bank", "lfilter_bank_with_state"]
+
+__version__ = "0.1.0"

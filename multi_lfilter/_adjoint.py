@@ -1,0 +1,109 @@
+"""The analytic adjoint of the filter, written with tensor ops and one filtering call.
+
+With ``g = dL/dy`` (length ``T``) and ``h = dL/dzf`` (length ``N``), the gradient with
+respect to the FIR-plus-injection signal ``v`` is the all-pole recurrence run backwards
+in time,
+
+.. math::
+
+    g_v[n] = g[n] - \\sum_{k=1}^{N} a_k\\, g_v[n + k], \\qquad g_v[T + k] = h[k],
+
+that is, extended by ``h`` beyond the end: the final state is the injection the next
+chunk would receive, so its gradient continues ``g_v``. Everything else follows from
+the extended ``g_v`` (length ``T + N``):
+
+.. math::
+
+    \\frac{\\partial L}{\\partial x[m]} = \\sum_k b_k g_v[m + k], \\quad
+    \\frac{\\partial L}{\\partial a_j} = -\\sum_t g_v[t + j]\\, y[t], \\quad
+    \\frac{\\partial L}{\\partial b_j} = \\sum_t g_v[t + j]\\, x[t], \\quad
+    \\frac{\\partial L}{\\partial z_i[n]} = g_v[n].
+
+The backward recurrence is an ordinary forward filtering of the time-reversed gradient
+with ``b = [1]``; the history ``h`` enters it as an initial state (``reverse_state``).
+Passing the differentiable op as ``filter_fn`` makes the whole adjoint differentiable,
+which is how double backward works.
+"""
+from typing import Callable, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from ._shapes import sum_to_shape
+
+FilterFn = Callable[[Tensor, Tensor, Tensor, Optional[Tensor]], Tuple[Tensor, Tensor]]
+
+
+def hankel_of_denominator(a_coeffs: Tensor) -> Tensor:
+    """``H[..., r, m] = a[r + m + 1]`` where ``r + m + 1 <= N``, else 0; shape ``(..., N, N)``."""
+    order = a_coeffs.shape[-1] - 1
+    steps = torch.arange(order, device=a_coeffs.device)
+    index = steps[:, None] + steps[None, :] + 1
+    padded = torch.nn.functional.pad(a_coeffs, (0, order))
+    return padded[..., index] * (index <= order).to(a_coeffs.dtype)
+
+
+def reverse_state(grad_zf: Tensor, a_coeffs: Tensor) -> Tensor:
+    """Initial state of the reversed-time pass that makes ``g_v[T + k] = grad_zf[k]``.
+
+    In reversed time ``r = T - 1 - n`` the recurrence misses the terms
+    ``-sum_{k > r} a_k h[k - r - 1]`` for ``r < N``; injecting them as ``zi`` restores them.
+    """
+    return -(hankel_of_denominator(a_coeffs) * grad_zf.unsqueeze(-2)).sum(-1)
+
+
+def filter_adjoint(
+    filter_fn: FilterFn,
+    grad_y: Optional[Tensor],
+    grad_zf: Optional[Tensor],
+    waveform: Tensor,
+    a_coeffs: Tensor,
+    b_coeffs: Tensor,
+    y: Tensor,
+    zi_shape: Optional[List[int]],
+    needs_input_grad: Tuple[bool, bool, bool, bool],
+) -> Tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
+    """Gradients of ``(waveform, a_coeffs, b_coeffs, zi)``, each summed to its input's shape.
+
+    Args:
+        filter_fn: ``(waveform, a, b, zi) -> (y, zf)`` used for the backward recurrence.
+        grad_y: ``(*batch, T)`` or ``None`` (zero).
+        grad_zf: ``(*batch, N)`` or ``None`` (zero).
+        waveform, a_coeffs, b_coeffs: the forward inputs (normalised, same ``K``).
+        y: the forward output ``(*batch, T)``.
+        zi_shape: the shape of the forward ``zi``, ``None`` where it was not given.
+        needs_input_grad: which of the four gradients to compute.
+    """
+    order = a_coeffs.shape[-1] - 1
+    length = y.shape[-1]
+    batch = list(y.shape[:-1])
+    if grad_y is None:
+        grad_y = y.new_zeros(batch + [length])
+    if grad_zf is None:
+        grad_zf = y.new_zeros(batch + [order])
+
+    impulse = torch.zeros(order + 1, dtype=y.dtype, device=y.device)
+    impulse[0] = 1
+    grad_v_reversed, _ = filter_fn(
+        grad_y.flip(-1), a_coeffs, impulse, reverse_state(grad_zf, a_coeffs)
+    )
+    # (*batch, T + N): the gradient of v, continued by the gradient of the final state.
+    grad_v = torch.cat([grad_v_reversed.flip(-1), grad_zf.expand(batch + [order])], -1)
+
+    need_waveform, need_a, need_b, need_zi = needs_input_grad
+    grad_waveform = grad_a = grad_b = grad_zi = None
+    if need_waveform:
+        total = b_coeffs[..., 0:1] * grad_v.narrow(-1, 0, length)
+        for k in range(1, order + 1):
+            total = total + b_coeffs[..., k : k + 1] * grad_v.narrow(-1, k, length)
+        grad_waveform = sum_to_shape(total, list(waveform.shape))
+    if need_a:
+        taps = [torch.zeros_like(y[..., 0])]
+        taps += [-(grad_v.narrow(-1, j, length) * y).sum(-1) for j in range(1, order + 1)]
+        grad_a = sum_to_shape(torch.stack(taps, -1), list(a_coeffs.shape))
+    if need_b:
+        taps = [(grad_v.narrow(-1, j, length) * waveform).sum(-1) for j in range(order + 1)]
+        grad_b = sum_to_shape(torch.stack(taps, -1), list(b_coeffs.shape))
+    if need_zi and zi_shape is not None:
+        grad_zi = sum_to_shape(grad_v[..., :order], zi_shape)
+    return grad_waveform, grad_a, grad_b, grad_zi

@@ -1,0 +1,73 @@
+"""The differentiable filtering op, registered once with ``torch.library``.
+
+``multi_lfilter::filter(waveform, a, b, zi, backend) -> (y, zf)`` takes normalised
+coefficients of one length ``K`` and inputs whose leading dims broadcast; it never
+expands the waveform. It has
+
+- a fake (meta) implementation, so ``torch.compile`` sees one opaque node;
+- an autograd formula, the analytic adjoint (``_adjoint.py``): no autograd through
+  the time loop.
+
+Backward runs the backend's own adjoint kernel when no graph is being built. When one
+is (``create_graph=True``, double backward), it runs the composite adjoint over this
+same op instead, so every higher derivative is again made of differentiable pieces.
+"""
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from ._adjoint import filter_adjoint
+from ._shapes import filter_batch_shape
+from .backends.dispatch import backend_module
+
+
+@torch.library.custom_op("multi_lfilter::filter", mutates_args=())
+def filter_op(
+    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], backend: str
+) -> Tuple[Tensor, Tensor]:
+    """``(y, zf)`` of ``(..., T)`` through normalised ``(..., K)`` filters; see module doc."""
+    return backend_module(backend).forward(waveform, a_coeffs, b_coeffs, zi)
+
+
+@filter_op.register_fake
+def _filter_op_fake(waveform, a_coeffs, b_coeffs, zi, backend):
+    batch = filter_batch_shape(waveform, a_coeffs, b_coeffs, zi)
+    order = a_coeffs.shape[-1] - 1
+    y = waveform.new_empty(batch + [waveform.shape[-1]])
+    zf = waveform.new_empty(batch + [order])
+    return y, zf
+
+
+def _setup_context(ctx, inputs, output):
+    waveform, a_coeffs, b_coeffs, zi, backend = inputs
+    y, _ = output
+    ctx.save_for_backward(waveform, a_coeffs, b_coeffs, y)
+    ctx.zi_shape = None if zi is None else list(zi.shape)
+    ctx.backend = backend
+
+
+def _backward(ctx, grad_y, grad_zf):
+    waveform, a_coeffs, b_coeffs, y = ctx.saved_tensors
+    needs_input_grad = tuple(ctx.needs_input_grad[:4])
+    building_graph = torch.is_grad_enabled() and any(
+        tensor is not None and tensor.requires_grad
+        for tensor in (grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y)
+    )
+    if building_graph:
+
+        def differentiable_filter(waveform, a_coeffs, b_coeffs, zi):
+            return filter_op(waveform, a_coeffs, b_coeffs, zi, ctx.backend)
+
+        gradients = filter_adjoint(
+            differentiable_filter, grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y,
+            ctx.zi_shape, needs_input_grad,
+        )
+    else:
+        gradients = backend_module(ctx.backend).adjoint(
+            grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, ctx.zi_shape, needs_input_grad
+        )
+    return (*gradients, None)
+
+
+filter_op.register_autograd(_backward, setup_context=_setup_context)

@@ -1,0 +1,111 @@
+"""Input checks and coefficient normalisation for the functional API.
+
+TorchScript-compatible, so the scripted path raises the same errors. Every message
+reads "expected ..., got ..." and names the offending shapes, dtypes or devices.
+"""
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from ._shapes import broadcast_batch_shape
+
+
+def _named_inputs(
+    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]
+) -> List[Tuple[str, Tensor]]:
+    named = [("waveform", waveform), ("a_coeffs", a_coeffs), ("b_coeffs", b_coeffs)]
+    if zi is not None:
+        named.append(("zi", zi))
+    return named
+
+
+def _check_are_tensors(waveform, a_coeffs, b_coeffs, zi) -> None:
+    """Eager-only: TorchScript's type annotations already enforce this."""
+    for name, value in (("waveform", waveform), ("a_coeffs", a_coeffs), ("b_coeffs", b_coeffs)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"expected {name} to be a torch.Tensor, got {type(value).__name__}")
+    if zi is not None and not isinstance(zi, Tensor):
+        raise TypeError(f"expected zi to be a torch.Tensor or None, got {type(zi).__name__}")
+
+
+def _describe(named: List[Tuple[str, Tensor]], what: str) -> str:
+    parts: List[str] = []
+    for name, tensor in named:
+        if what == "shape":
+            parts.append(f"{name} {list(tensor.shape)}")
+        elif what == "dtype":
+            parts.append(f"{name} {tensor.dtype}")
+        else:
+            parts.append(f"{name} {tensor.device}")
+    return ", ".join(parts)
+
+
+def check_filter_inputs(
+    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]
+) -> None:
+    """Raise ``TypeError``/``ValueError`` for anything ``lfilter_bank`` cannot filter."""
+    if not torch.jit.is_scripting():
+        _check_are_tensors(waveform, a_coeffs, b_coeffs, zi)
+    named = _named_inputs(waveform, a_coeffs, b_coeffs, zi)
+
+    for name, tensor in named:
+        if tensor.dtype != torch.float32 and tensor.dtype != torch.float64:
+            raise TypeError(
+                f"expected {name} to be float32 or float64, got {tensor.dtype} "
+                "(integer and complex inputs are not supported; convert with .float() or .double())"
+            )
+    for name, tensor in named:
+        if tensor.dtype != waveform.dtype:
+            raise TypeError(f"expected one dtype for all inputs, got {_describe(named, 'dtype')}")
+    for name, tensor in named:
+        if tensor.device != waveform.device:
+            raise ValueError(f"expected one device for all inputs, got {_describe(named, 'device')}")
+    for name, tensor in named:
+        if tensor.dim() == 0:
+            raise ValueError(f"expected {name} to have at least one dimension, got a scalar")
+    if a_coeffs.shape[-1] == 0 or b_coeffs.shape[-1] == 0:
+        raise ValueError(
+            "expected at least one coefficient in a_coeffs and b_coeffs, got "
+            f"{_describe(named, 'shape')}"
+        )
+
+    order = max(a_coeffs.shape[-1], b_coeffs.shape[-1]) - 1
+    if zi is not None and zi.shape[-1] != order:
+        raise ValueError(
+            f"expected zi of shape (..., {order}) for filters of order {order} "
+            f"(max(Ka, Kb) - 1), got zi {list(zi.shape)}"
+        )
+
+    leading = [list(tensor.shape[:-1]) for _, tensor in named]
+    if broadcast_batch_shape(leading) is None:
+        message = (
+            "expected the leading dims of the inputs to broadcast, got "
+            f"{_describe(named, 'shape')}"
+        )
+        if waveform.dim() >= 2 and a_coeffs.dim() >= 2 and waveform.dim() == a_coeffs.dim():
+            message += (
+                "; to run every filter over every signal, insert a filter dim: "
+                "waveform.unsqueeze(-2) has shape (..., 1, T)"
+            )
+        raise ValueError(message)
+
+
+def check_leading_coefficient(a_coeffs: Tensor) -> None:
+    """Raise ``ValueError`` where any ``a_coeffs[..., 0]`` is zero (the filter is undefined)."""
+    if bool((a_coeffs[..., 0] == 0).any()):
+        raise ValueError(
+            "expected a_coeffs[..., 0] != 0 (coefficients are normalised by it), got a zero "
+            f"in a_coeffs of shape {list(a_coeffs.shape)}"
+        )
+
+
+def normalize_coefficients(a_coeffs: Tensor, b_coeffs: Tensor) -> Tuple[Tensor, Tensor]:
+    """Zero-pad ``a`` and ``b`` to one length ``K`` and divide both by ``a[..., 0]``."""
+    length = max(a_coeffs.shape[-1], b_coeffs.shape[-1])
+    if a_coeffs.shape[-1] < length:
+        a_coeffs = torch.nn.functional.pad(a_coeffs, [0, length - a_coeffs.shape[-1]])
+    if b_coeffs.shape[-1] < length:
+        b_coeffs = torch.nn.functional.pad(b_coeffs, [0, length - b_coeffs.shape[-1]])
+    leading = a_coeffs[..., :1]
+    return a_coeffs / leading, b_coeffs / leading
