@@ -82,7 +82,7 @@ def filter_adjoint(
     if grad_zf is None:
         grad_zf = y.new_zeros(batch + [order])
 
-    impulse = torch.zeros(order + 1, dtype=y.dtype, device=y.device)
+    impulse = torch.zeros(order + 1, dtype=a_coeffs.dtype, device=y.device)
     impulse[0] = 1
     grad_v_reversed, _ = filter_fn(
         grad_y.flip(-1), a_coeffs, impulse, reverse_state(grad_zf, a_coeffs)
@@ -96,13 +96,21 @@ def filter_adjoint(
         total = b_coeffs[..., 0:1] * grad_v.narrow(-1, 0, length)
         for k in range(1, order + 1):
             total = total + b_coeffs[..., k : k + 1] * grad_v.narrow(-1, k, length)
-        grad_waveform = sum_to_shape(total, list(waveform.shape))
+        grad_waveform = sum_to_shape(total.to(waveform.dtype), list(waveform.shape))
+    # Coefficient gradients are reductions over time: accumulated in the coefficients'
+    # dtype (float64), like the coefficients themselves.
     if need_a:
-        taps = [torch.zeros_like(y[..., 0])]
-        taps += [-(grad_v.narrow(-1, j, length) * y).sum(-1) for j in range(1, order + 1)]
+        taps = [torch.zeros_like(y[..., 0], dtype=a_coeffs.dtype)]
+        taps += [
+            -(grad_v.narrow(-1, j, length) * y).sum(-1, dtype=a_coeffs.dtype)
+            for j in range(1, order + 1)
+        ]
         grad_a = sum_to_shape(torch.stack(taps, -1), list(a_coeffs.shape))
     if need_b:
-        taps = [(grad_v.narrow(-1, j, length) * waveform).sum(-1) for j in range(order + 1)]
+        taps = [
+            (grad_v.narrow(-1, j, length) * waveform).sum(-1, dtype=b_coeffs.dtype)
+            for j in range(order + 1)
+        ]
         grad_b = sum_to_shape(torch.stack(taps, -1), list(b_coeffs.shape))
     if need_zi and zi_shape is not None:
         grad_zi = sum_to_shape(grad_v[..., :order], zi_shape)

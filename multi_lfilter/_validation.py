@@ -101,7 +101,15 @@ def check_leading_coefficient(a_coeffs: Tensor) -> None:
 
 
 def normalize_coefficients(a_coeffs: Tensor, b_coeffs: Tensor) -> Tuple[Tensor, Tensor]:
-    """Zero-pad ``a`` and ``b`` to one length ``K`` and divide both by ``a[..., 0]``."""
+    """Zero-pad ``a`` and ``b`` to one length ``K`` and divide both by ``a[..., 0]``, in float64.
+
+    Filters with poles near the unit circle are very sensitive to their coefficients:
+    rounding ``a / a0`` to float32 alone moves a float32 result by up to 1e-3 of max|y|.
+    So the kernels receive float64 coefficients whatever the waveform's dtype (they are
+    tiny next to the signal), and gradients flow back through the cast.
+    """
+    a_coeffs = a_coeffs.double()
+    b_coeffs = b_coeffs.double()
     length = max(a_coeffs.shape[-1], b_coeffs.shape[-1])
     if a_coeffs.shape[-1] < length:
         a_coeffs = torch.nn.functional.pad(a_coeffs, [0, length - a_coeffs.shape[-1]])

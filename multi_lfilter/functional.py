@@ -47,7 +47,8 @@ def lfilter_bank_with_state(
     Returns:
         ``(y, zf)``: the output ``(*batch, T)`` and final state ``(*batch, N)``, with
         ``batch`` the broadcast of the inputs' leading dims. Feeding ``zf`` as the next
-        chunk's ``zi`` continues the signal exactly.
+        chunk's ``zi`` continues the signal exactly. For ``T = 0`` the final state is
+        ``zi`` unchanged (scipy returns zeros there).
 
     Raises:
         TypeError: for non-tensors, integer or complex tensors, or mixed dtypes.

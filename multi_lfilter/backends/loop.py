@@ -33,18 +33,26 @@ def filter_loop(
 
     Args:
         waveform: ``(..., T)``.
-        a_coeffs: ``(..., K)``, ``a_coeffs[..., 0] == 1``.
-        b_coeffs: ``(..., K)``, the same ``K``.
+        a_coeffs: ``(..., K)`` float64, ``a_coeffs[..., 0] == 1``.
+        b_coeffs: ``(..., K)`` float64, the same ``K``.
         zi: ``(..., N)`` initial state with ``N = K - 1``, or ``None`` for zeros.
 
     Returns:
-        ``(y, zf)``: ``(*batch, T)`` and ``(*batch, N)``, where ``batch`` is the
-        broadcast of the leading dims of every input.
+        ``(y, zf)``: ``(*batch, T)`` and ``(*batch, N)`` in the waveform's dtype, where
+        ``batch`` is the broadcast of the leading dims of every input.
     """
     batch = filter_batch_shape(waveform, a_coeffs, b_coeffs, zi)
     order = a_coeffs.shape[-1] - 1
     length = waveform.shape[-1]
-    options_zeros = torch.zeros(batch, dtype=waveform.dtype, device=waveform.device)
+    # The recurrence runs in float64 whatever the input dtype: a float32 recurrence (as
+    # in scipy or torchaudio) drifts by up to 1e-3 of max|y| for high orders with poles
+    # near the unit circle; here float32 is rounded once, on output. Casting copies the
+    # waveform once, never once per filter.
+    dtype = waveform.dtype
+    waveform = waveform.double()
+    if zi is not None:
+        zi = zi.double()
+    options_zeros = torch.zeros(batch, dtype=torch.float64, device=waveform.device)
 
     # One batch-shaped tensor per state slot: indexing a Python list is cheaper per step
     # than slicing and concatenating an (..., N) tensor.
@@ -70,13 +78,13 @@ def filter_loop(
         outputs.append(output)
 
     if length == 0:
-        y = torch.zeros(batch + [0], dtype=waveform.dtype, device=waveform.device)
+        y = torch.zeros(batch + [0], dtype=dtype, device=waveform.device)
     else:
-        y = torch.stack(outputs, -1)
+        y = torch.stack(outputs, -1).to(dtype)
     if order == 0:
-        zf = torch.zeros(batch + [0], dtype=waveform.dtype, device=waveform.device)
+        zf = torch.zeros(batch + [0], dtype=dtype, device=waveform.device)
     else:
-        zf = torch.stack(state, -1)
+        zf = torch.stack(state, -1).to(dtype)
     return y, zf
 
 

@@ -1,0 +1,103 @@
+"""Every input error: its type and its message."""
+import numpy as np
+import pytest
+import torch
+
+from multi_lfilter import lfilter, lfilter_bank, lfilter_bank_with_state
+
+A = torch.tensor([[1.0, -0.5, 0.2], [1.0, 0.1, 0.0]])
+B = torch.tensor([[0.5, 0.1, 0.0], [1.0, 0.0, 0.0]])
+X = torch.randn(3, 1, 20)
+
+
+def test_non_tensor_input_is_a_type_error():
+    with pytest.raises(TypeError, match=r"expected waveform to be a torch.Tensor, got ndarray"):
+        lfilter_bank(np.zeros((3, 20)), a_coeffs=A, b_coeffs=B)
+    with pytest.raises(TypeError, match=r"expected a_coeffs to be a torch.Tensor, got list"):
+        lfilter_bank(X, a_coeffs=[1.0, 0.5], b_coeffs=B)
+    with pytest.raises(TypeError, match=r"expected zi to be a torch.Tensor or None, got float"):
+        lfilter_bank(X, a_coeffs=A, b_coeffs=B, zi=0.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.complex64, torch.float16, torch.bool], ids=str)
+def test_unsupported_dtype_is_a_type_error(dtype):
+    with pytest.raises(TypeError, match=rf"expected waveform to be float32 or float64, got {dtype}"):
+        lfilter_bank(X.to(dtype), a_coeffs=A, b_coeffs=B)
+    with pytest.raises(TypeError, match=rf"expected b_coeffs to be float32 or float64, got {dtype}"):
+        lfilter_bank(X, a_coeffs=A, b_coeffs=B.to(dtype))
+
+
+def test_mixed_dtypes_are_a_type_error_naming_all_dtypes():
+    message = r"expected one dtype for all inputs, got waveform torch.float32, a_coeffs torch.float64, b_coeffs torch.float32"
+    with pytest.raises(TypeError, match=message):
+        lfilter_bank(X, a_coeffs=A.double(), b_coeffs=B)
+    with pytest.raises(TypeError, match=r"zi torch.float64"):
+        lfilter_bank(X, a_coeffs=A, b_coeffs=B, zi=torch.zeros(2, 2, dtype=torch.float64))
+
+
+def test_mixed_devices_are_a_value_error_naming_devices():
+    meta_a = A.to("meta")
+    with pytest.raises(ValueError, match=r"expected one device for all inputs, got waveform cpu, a_coeffs meta, b_coeffs cpu"):
+        lfilter_bank(X, a_coeffs=meta_a, b_coeffs=B)
+
+
+def test_scalars_and_empty_coefficients_are_value_errors():
+    with pytest.raises(ValueError, match=r"expected waveform to have at least one dimension, got a scalar"):
+        lfilter_bank(torch.tensor(1.0), a_coeffs=A, b_coeffs=B)
+    with pytest.raises(ValueError, match=r"expected a_coeffs to have at least one dimension, got a scalar"):
+        lfilter_bank(X, a_coeffs=torch.tensor(1.0), b_coeffs=B)
+    with pytest.raises(ValueError, match=r"expected at least one coefficient .* a_coeffs \[2, 0\]"):
+        lfilter_bank(X, a_coeffs=torch.zeros(2, 0), b_coeffs=B)
+
+
+def test_shape_mismatch_names_both_shapes_and_suggests_unsqueeze():
+    with pytest.raises(ValueError) as info:
+        lfilter_bank(torch.randn(32, 100), a_coeffs=torch.rand(128, 3) + 1, b_coeffs=torch.rand(128, 3))
+    message = str(info.value)
+    assert "expected the leading dims of the inputs to broadcast" in message
+    assert "waveform [32, 100]" in message and "a_coeffs [128, 3]" in message
+    assert "waveform.unsqueeze(-2)" in message
+
+
+def test_shape_mismatch_without_the_bank_hint():
+    with pytest.raises(ValueError, match=r"waveform \[3, 1, 20\], a_coeffs \[2, 3\], b_coeffs \[4, 3\]"):
+        lfilter_bank(X, a_coeffs=A, b_coeffs=torch.ones(4, 3))
+
+
+def test_wrong_zi_length_is_a_value_error():
+    with pytest.raises(ValueError, match=r"expected zi of shape \(\.\.\., 2\) for filters of order 2 .* got zi \[2, 3\]"):
+        lfilter_bank_with_state(X, a_coeffs=A, b_coeffs=B, zi=torch.zeros(2, 3))
+
+
+def test_zi_that_does_not_broadcast_is_a_value_error():
+    with pytest.raises(ValueError, match=r"zi \[5, 2\]"):
+        lfilter_bank_with_state(X, a_coeffs=A, b_coeffs=B, zi=torch.zeros(5, 2))
+
+
+def test_zero_leading_denominator_is_a_value_error():
+    a = A.clone()
+    a[1, 0] = 0.0
+    with pytest.raises(ValueError, match=r"expected a_coeffs\[\.\.\., 0\] != 0 .* a_coeffs of shape \[2, 3\]"):
+        lfilter_bank(X, a_coeffs=a, b_coeffs=B)
+
+
+def test_unknown_backend_is_a_value_error_listing_the_available_ones():
+    with pytest.raises(ValueError, match=r"expected backend to be 'auto' or one of \[.*'loop'.*\], got 'fastest'"):
+        lfilter_bank(X, a_coeffs=A, b_coeffs=B, backend="fastest")
+
+
+def test_lfilter_coefficient_shapes_must_match():
+    with pytest.raises(ValueError, match=r"expected a_coeffs and b_coeffs of the same shape .* got a_coeffs \[2, 3\] and b_coeffs \[2, 2\]"):
+        lfilter(X, A, B[:, :2])
+
+
+def test_lfilter_coefficients_must_be_one_or_two_dimensional():
+    with pytest.raises(ValueError, match=r"expected 1-D \(K,\) or 2-D \(C, K\) coefficients, got shape \[1, 2, 3\]"):
+        lfilter(X, A[None], B[None])
+
+
+def test_lfilter_batching_needs_a_channel_dim_of_the_bank_size():
+    with pytest.raises(ValueError, match=r"expected waveform of shape \(\.\.\., 2, T\) with batching=True and 2 filters, got waveform \[3, 1, 20\]"):
+        lfilter(X, A, B, batching=True)
+    with pytest.raises(ValueError, match=r"got waveform \[20\]"):
+        lfilter(torch.randn(20), A, B, batching=True)
