@@ -1,0 +1,19 @@
+"""Sphinx configuration: the API pages come from the docstrings."""
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath(".."))
+
+import multi_lfilter  # noqa: E402
+
+project = "multi_lfilter"
+author = "multi_lfilter developers"
+release = multi_lfilter.__version__
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax", "sphinx.ext.viewcode"]
+autodoc_typehints = "description"
+autodoc_member_order = "bysource"
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+html_theme = "alabaster"
+exclude_patterns = ["_build"]
+nitpicky = False
