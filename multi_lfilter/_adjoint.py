@@ -30,17 +30,9 @@ import torch
 from torch import Tensor
 
 from ._shapes import sum_to_shape
+from ._state import hankel
 
 FilterFn = Callable[[Tensor, Tensor, Tensor, Optional[Tensor]], Tuple[Tensor, Tensor]]
-
-
-def hankel_of_denominator(a_coeffs: Tensor) -> Tensor:
-    """``H[..., r, m] = a[r + m + 1]`` where ``r + m + 1 <= N``, else 0; shape ``(..., N, N)``."""
-    order = a_coeffs.shape[-1] - 1
-    steps = torch.arange(order, device=a_coeffs.device)
-    index = steps[:, None] + steps[None, :] + 1
-    padded = torch.nn.functional.pad(a_coeffs, (0, order))
-    return padded[..., index] * (index <= order).to(a_coeffs.dtype)
 
 
 def reverse_state(grad_zf: Tensor, a_coeffs: Tensor) -> Tensor:
@@ -49,7 +41,7 @@ def reverse_state(grad_zf: Tensor, a_coeffs: Tensor) -> Tensor:
     In reversed time ``r = T - 1 - n`` the recurrence misses the terms
     ``-sum_{k > r} a_k h[k - r - 1]`` for ``r < N``; injecting them as ``zi`` restores them.
     """
-    return -(hankel_of_denominator(a_coeffs) * grad_zf.unsqueeze(-2)).sum(-1)
+    return -(hankel(a_coeffs) * grad_zf.unsqueeze(-2)).sum(-1)
 
 
 def filter_adjoint(

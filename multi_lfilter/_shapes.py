@@ -52,3 +52,12 @@ def sum_to_shape(gradient: Tensor, shape: List[int]) -> Tensor:
         return gradient
     return gradient.sum_to_size(shape)
 
+
+
+def take_last(values: Tensor, index: Tensor) -> Tensor:
+    """``values[..., index]`` for a 2-D ``index``: ``(..., *index.shape)``.
+
+    Spelled with ``index_select`` because TorchScript cannot index after an ellipsis.
+    """
+    picked = torch.index_select(values, -1, index.reshape(-1))
+    return picked.reshape(list(values.shape[:-1]) + list(index.shape))

@@ -10,8 +10,48 @@ from torch import Tensor
 
 from ._op import filter_op
 from ._validation import check_filter_inputs, check_leading_coefficient, normalize_coefficients
-from .backends.dispatch import resolve_backend
+from .backends.dispatch import backend_module, resolve_backend
+from .backends.block import BLOCK_LENGTH, filter_block
 from .backends.loop import filter_loop
+
+
+# Under TorchScript "auto" takes the block algorithm from this many samples on: below
+# it the step-by-step loop is as fast (measured with benchmarks/bench_lfilter.py).
+SCRIPTED_BLOCK_MIN_LENGTH = 256
+
+
+def _scripted_filter(
+    waveform: Tensor,
+    a_coeffs: Tensor,
+    b_coeffs: Tensor,
+    zi: Optional[Tensor],
+    backend: str,
+    block_min_length: int = SCRIPTED_BLOCK_MIN_LENGTH,
+    block_length: int = BLOCK_LENGTH,
+) -> Tuple[Tensor, Tensor]:
+    """The TorchScript path: built-in ops only, so exported models need no package.
+
+    (The constants come in as default arguments: TorchScript cannot read globals.)
+    """
+    if backend == "loop" or (backend == "auto" and waveform.shape[-1] < block_min_length):
+        return filter_loop(waveform, a_coeffs, b_coeffs, zi)
+    if backend == "block" or backend == "auto":
+        return filter_block(waveform, a_coeffs, b_coeffs, zi, block_length)
+    raise ValueError(
+        f"expected backend 'auto', 'block' or 'loop' under TorchScript, got {backend}"
+    )
+
+
+def _needs_graph(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> bool:
+    """Whether autograd must see this call: grad mode on and some input requiring grad."""
+    if not torch.is_grad_enabled():
+        return False
+    return (
+        waveform.requires_grad
+        or a_coeffs.requires_grad
+        or b_coeffs.requires_grad
+        or (zi is not None and zi.requires_grad)
+    )
 
 
 def lfilter_bank_with_state(
@@ -78,10 +118,16 @@ def lfilter_bank_with_state(
     a_normalised, b_normalised = normalize_coefficients(a_coeffs, b_coeffs)
 
     if torch.jit.is_scripting():
-        if backend != "auto" and backend != "loop":
-            raise ValueError(f"expected backend 'auto' or 'loop' under TorchScript, got {backend}")
-        return filter_loop(waveform, a_normalised, b_normalised, zi)
-    return filter_op(waveform, a_normalised, b_normalised, zi, resolve_backend(backend))
+        return _scripted_filter(waveform, a_normalised, b_normalised, zi, backend)
+    batch_ndim = max(waveform.dim(), a_normalised.dim(), b_normalised.dim()) - 1
+    if zi is not None:
+        batch_ndim = max(batch_ndim, zi.dim() - 1)
+    backend_name = resolve_backend(backend, waveform, a_normalised.shape[-1] - 1, batch_ndim)
+    if torch.compiler.is_compiling() or _needs_graph(waveform, a_normalised, b_normalised, zi):
+        return filter_op(waveform, a_normalised, b_normalised, zi, backend_name)
+    # Nothing to differentiate: skip the op's dispatch (tens of microseconds, which a
+    # streaming call of a few hundred samples would notice).
+    return backend_module(backend_name).forward(waveform, a_normalised, b_normalised, zi)
 
 
 def lfilter_bank(

@@ -4,6 +4,8 @@ import pytest
 import scipy.signal
 import torch
 
+import multi_lfilter
+
 ORDERS = list(range(1, 9))
 
 
@@ -74,3 +76,12 @@ def scipy_lfilter_rows(waveform, a_coeffs, b_coeffs, zi=None):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+BACKENDS = multi_lfilter.available_backends()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Every backend this process has: each test using it runs once per kernel."""
+    return request.param

@@ -19,6 +19,21 @@ CASES = [
 ]
 
 
+def float64_tolerance(backend, y_reference):
+    """Absolute float64 tolerance.
+
+    The loop and native kernels round exactly as scipy does (measured: bit-identical).
+    The block algorithm's matrix products round differently, and direct-form filters
+    with poles near the unit circle amplify that: up to 7e-9 of max|y| measured on
+    this filter set at orders 4 and 7 (with |y| in the thousands), so it is held to
+    1e-8 of max|y|.
+    """
+    if backend == "block":
+        scale = y_reference.abs().max().item() if y_reference.numel() else 0.0
+        return max(1e-8 * scale, 1e-10)
+    return 1e-10
+
+
 def float32_tolerance(order):
     """Relative to max |y|.
 
@@ -31,28 +46,29 @@ def float32_tolerance(order):
 
 
 @pytest.mark.parametrize("order, length, with_state", CASES)
-def test_float64_matches_scipy(order, length, with_state, rng):
+def test_float64_matches_scipy(order, length, with_state, rng, backend):
     a, b = random_filter_bank(order, n_filters=3, rng=rng)
     waveform = torch.from_numpy(rng.normal(size=(2, 1, length)))
     zi = torch.from_numpy(rng.normal(size=(2, 3, order))) if with_state else None
 
-    y, zf = lfilter_bank_with_state(waveform, a_coeffs=a, b_coeffs=b, zi=zi)
+    y, zf = lfilter_bank_with_state(waveform, a_coeffs=a, b_coeffs=b, zi=zi, backend=backend)
     y_ref, zf_ref = scipy_lfilter_rows(waveform, a, b, zi)
 
     assert y.shape == (2, 3, length) and zf.shape == (2, 3, order)
     assert y.dtype == torch.float64
-    torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-10)
-    torch.testing.assert_close(zf, zf_ref, rtol=0, atol=1e-10)
+    tolerance = float64_tolerance(backend, y_ref)
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=tolerance)
+    torch.testing.assert_close(zf, zf_ref, rtol=0, atol=tolerance)
 
 
 @pytest.mark.parametrize("order, length, with_state", CASES)
-def test_float32_matches_scipy_on_rounded_coefficients(order, length, with_state, rng):
+def test_float32_matches_scipy_on_rounded_coefficients(order, length, with_state, rng, backend):
     a, b = random_filter_bank(order, n_filters=3, rng=rng)
     a, b = a.float(), b.float()
     waveform = torch.from_numpy(rng.normal(size=(2, 1, length))).float()
     zi = torch.from_numpy(rng.normal(size=(2, 3, order))).float() if with_state else None
 
-    y, zf = lfilter_bank_with_state(waveform, a_coeffs=a, b_coeffs=b, zi=zi)
+    y, zf = lfilter_bank_with_state(waveform, a_coeffs=a, b_coeffs=b, zi=zi, backend=backend)
     y_ref, zf_ref = scipy_lfilter_rows(waveform, a, b, zi)
 
     assert y.dtype == torch.float32 and zf.dtype == torch.float32
@@ -64,29 +80,30 @@ def test_float32_matches_scipy_on_rounded_coefficients(order, length, with_state
 
 
 @pytest.mark.parametrize("order", [0, 1, 2])
-def test_unequal_coefficient_lengths_are_zero_padded(order, rng):
+def test_unequal_coefficient_lengths_are_zero_padded(order, rng, backend):
     a = torch.tensor([2.0, -0.4, 0.1][: order + 1], dtype=torch.float64)
     b = torch.from_numpy(rng.normal(size=(4, 5)))  # longer numerator: order 4 overall
     waveform = torch.from_numpy(rng.normal(size=(4, 300)))
-    y = lfilter_bank(waveform, a_coeffs=a, b_coeffs=b)
+    y = lfilter_bank(waveform, a_coeffs=a, b_coeffs=b, backend=backend)
     y_ref, _ = scipy_lfilter_rows(waveform, a, b)
-    torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-10)
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=float64_tolerance(backend, y_ref))
 
 
-def test_order_zero_is_a_gain(rng):
+def test_order_zero_is_a_gain(rng, backend):
     waveform = torch.from_numpy(rng.normal(size=(3, 50)))
     y, zf = lfilter_bank_with_state(
-        waveform, a_coeffs=torch.tensor([2.0], dtype=torch.float64), b_coeffs=torch.tensor([3.0], dtype=torch.float64)
+        waveform, a_coeffs=torch.tensor([2.0], dtype=torch.float64), b_coeffs=torch.tensor([3.0], dtype=torch.float64),
+        backend=backend,
     )
     torch.testing.assert_close(y, 1.5 * waveform)
     assert zf.shape == (3, 0)
 
 
-def test_non_contiguous_inputs(rng):
+def test_non_contiguous_inputs(rng, backend):
     a, b = random_filter_bank(2, n_filters=4, rng=rng)
     waveform = torch.from_numpy(rng.normal(size=(600, 3))).t()[:, ::2]  # (3, 300), strided
     a_column_major = a.t().contiguous().t()
     assert not waveform.is_contiguous() and not a_column_major.is_contiguous()
-    y = lfilter_bank(waveform.unsqueeze(-2), a_coeffs=a_column_major, b_coeffs=b)
+    y = lfilter_bank(waveform.unsqueeze(-2), a_coeffs=a_column_major, b_coeffs=b, backend=backend)
     y_ref, _ = scipy_lfilter_rows(waveform.unsqueeze(-2), a, b)
-    torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-10)
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=float64_tolerance(backend, y_ref))

@@ -40,24 +40,26 @@ def make_inputs(shape_name, rng):
 
 @pytest.mark.parametrize("shape_name", list(SHAPES))
 @pytest.mark.parametrize("subset", SUBSETS, ids=["+".join(s) for s in SUBSETS])
-def test_gradcheck_and_gradgradcheck(shape_name, subset, rng):
+def test_gradcheck_and_gradgradcheck(shape_name, subset, rng, backend):
     inputs = make_inputs(shape_name, rng)
     for name in subset:
         inputs[name].requires_grad_(True)
     ordered = tuple(inputs[name] for name in INPUT_NAMES)
 
     def filter_all(waveform, a_coeffs, b_coeffs, zi):
-        return lfilter_bank_with_state(waveform, a_coeffs=a_coeffs, b_coeffs=b_coeffs, zi=zi)
+        return lfilter_bank_with_state(
+            waveform, a_coeffs=a_coeffs, b_coeffs=b_coeffs, zi=zi, backend=backend
+        )
 
     assert gradcheck(filter_all, ordered)
     assert gradgradcheck(filter_all, ordered)
 
 
-def test_gradcheck_without_initial_state(rng):
+def test_gradcheck_without_initial_state(rng, backend):
     inputs = make_inputs("bank(B,1,T)x(C,K)", rng)
     args = [inputs[name].requires_grad_(True) for name in ("waveform", "a_coeffs", "b_coeffs")]
-    assert gradcheck(lambda *t: lfilter_bank_with_state(*t), args)
-    assert gradgradcheck(lambda *t: lfilter_bank_with_state(*t), args)
+    assert gradcheck(lambda *t: lfilter_bank_with_state(*t, backend=backend), args)
+    assert gradgradcheck(lambda *t: lfilter_bank_with_state(*t, backend=backend), args)
 
 
 def test_float32_gradients_match_float64(rng):

@@ -3,6 +3,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 
 from multi_lfilter import lfilter, lfilter_bank, lfilter_bank_with_state
@@ -23,17 +24,34 @@ class BankModel(torch.nn.Module):
         return 2.0 * lfilter_bank(waveform.unsqueeze(-2), self.a_coeffs, self.b_coeffs) + y + zf.sum()
 
 
-def test_scripted_functions_match_eager(rng):
-    a, b = random_filter_bank(3, n_filters=4, rng=rng)
-    waveform = torch.from_numpy(rng.normal(size=(2, 1, 100)))
+@pytest.mark.parametrize("backend", ["auto", "loop", "block"])
+@pytest.mark.parametrize("length", [100, 600], ids=["short-loop", "long-block"])
+def test_scripted_functions_match_eager(backend, length, rng):
+    """Under TorchScript "auto" runs the loop for short signals, the block algorithm for long."""
+    a, b = random_filter_bank(3, n_filters=4, rng=rng, max_radius=0.95)
+    waveform = torch.from_numpy(rng.normal(size=(2, 1, length)))
     zi = torch.from_numpy(rng.normal(size=(4, 3)))
     scripted_bank = torch.jit.script(lfilter_bank)
     scripted_with_state = torch.jit.script(lfilter_bank_with_state)
+    expected_y, expected_zf = lfilter_bank_with_state(waveform, a, b, zi, backend="loop")
+    torch.testing.assert_close(scripted_bank(waveform, a, b, zi, backend), expected_y, rtol=0, atol=1e-10)
+    actual_y, actual_zf = scripted_with_state(waveform, a, b, zi, backend)
+    torch.testing.assert_close(actual_y, expected_y, rtol=0, atol=1e-10)
+    torch.testing.assert_close(actual_zf, expected_zf, rtol=0, atol=1e-10)
+
+
+def test_scripted_lfilter_matches_eager(rng):
+    a, b = random_filter_bank(2, n_filters=4, rng=rng)
+    waveform = torch.from_numpy(rng.uniform(-1, 1, size=(2, 300)))
     scripted_lfilter = torch.jit.script(lfilter)
-    torch.testing.assert_close(scripted_bank(waveform, a, b, zi), lfilter_bank(waveform, a, b, zi), rtol=0, atol=1e-12)
-    for actual, expected in zip(scripted_with_state(waveform, a, b, zi), lfilter_bank_with_state(waveform, a, b, zi)):
-        torch.testing.assert_close(actual, expected, rtol=0, atol=1e-12)
-    torch.testing.assert_close(scripted_lfilter(waveform[:, 0], a, b, False, False), lfilter(waveform[:, 0], a, b, False, False))
+    torch.testing.assert_close(scripted_lfilter(waveform, a, b, True, False), lfilter(waveform, a, b, True, False))
+
+
+def test_scripted_native_backend_is_a_clear_error(rng):
+    a, b = random_filter_bank(2, n_filters=4, rng=rng)
+    scripted_bank = torch.jit.script(lfilter_bank)
+    with pytest.raises(torch.jit.Error, match="expected backend 'auto', 'block' or 'loop' under TorchScript, got native"):
+        scripted_bank(torch.randn(4, 300, dtype=torch.float64), a, b, None, "native")
 
 
 def test_scripted_module_matches_eager_and_trains(rng):

@@ -1,0 +1,228 @@
+"""The native CPU backend: fused C kernels (``csrc/lfilter_kernels.c``) called with ctypes.
+
+Each tensor is handed over as a data pointer plus its strides over the broadcast batch
+(zero where broadcast), so a broadcast waveform is read in place and never expanded.
+The forward kernel writes ``y`` and ``zf`` once; the adjoint kernel fuses the
+backward recurrence with the reductions for every gradient, so backward allocates
+nothing the size of the output.
+
+The compiled library is optional: ``available()`` is False where the build had no
+compiler, on non-CPU tensors' behalf (see ``supports``), or when the environment
+variable ``MULTI_LFILTER_DISABLE_NATIVE=1`` is set.
+"""
+import ctypes
+import functools
+import importlib.machinery
+import os
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+from torch import Tensor
+
+from .._shapes import filter_batch_shape, sum_to_shape
+
+MAX_DIMS = 8
+DISABLE_VARIABLE = "MULTI_LFILTER_DISABLE_NATIVE"
+# Below this many output samples per thread, starting a thread costs more than it saves.
+SAMPLES_PER_THREAD = 1 << 17
+
+
+class _View(ctypes.Structure):
+    _fields_ = [
+        ("data", ctypes.c_void_p),
+        ("strides", ctypes.c_int64 * MAX_DIMS),
+        ("step", ctypes.c_int64),
+    ]
+
+
+class _Problem(ctypes.Structure):
+    _fields_ = [
+        ("ndim", ctypes.c_int64),
+        ("sizes", ctypes.c_int64 * MAX_DIMS),
+        ("rows", ctypes.c_int64),
+        ("length", ctypes.c_int64),
+        ("order", ctypes.c_int64),
+        ("is_double", ctypes.c_int64),
+        ("n_threads", ctypes.c_int64),
+        ("waveform", _View),
+        ("a", _View),
+        ("b", _View),
+        ("zi", _View),
+        ("grad_y", _View),
+        ("grad_zf", _View),
+        ("grad_waveform", _View),
+        ("row_order", ctypes.c_void_p),
+        ("y", ctypes.c_void_p),
+        ("zf", ctypes.c_void_p),
+        ("grad_a", ctypes.c_void_p),
+        ("grad_b", ctypes.c_void_p),
+        ("grad_zi", ctypes.c_void_p),
+    ]
+
+
+def _library_path() -> Optional[Path]:
+    package = Path(__file__).resolve().parent.parent
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        candidate = package / f"_lfilter_kernels{suffix}"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _library():
+    """The loaded kernels, or None where they are disabled, not built or incompatible."""
+    if os.environ.get(DISABLE_VARIABLE, "") not in ("", "0"):
+        return None
+    path = _library_path()
+    if path is None:
+        return None
+    try:
+        library = ctypes.CDLL(str(path))
+    except OSError:
+        return None
+    library.mlf_problem_size.restype = ctypes.c_int64
+    library.mlf_max_order.restype = ctypes.c_int64
+    if library.mlf_problem_size() != ctypes.sizeof(_Problem):
+        return None  # built from another version of the kernels: refuse rather than crash
+    for name in ("mlf_forward", "mlf_adjoint"):
+        function = getattr(library, name)
+        function.argtypes = [ctypes.POINTER(_Problem)]
+        function.restype = ctypes.c_int
+    return library
+
+
+def available() -> bool:
+    """Whether the compiled kernels are loaded in this process."""
+    return _library() is not None
+
+
+def max_order() -> int:
+    """The highest filter order the compiled kernels take (0 where they are not loaded)."""
+    library = _library()
+    return library.mlf_max_order() if library is not None else 0
+
+
+def supports(waveform: Tensor, order: int, batch_ndim: int) -> bool:
+    """Whether these kernels can run a problem (CPU, order and batch dims within limits)."""
+    return (
+        available()
+        and waveform.device.type == "cpu"
+        and order <= max_order()
+        and batch_ndim <= MAX_DIMS
+    )
+
+
+def _view(tensor: Optional[Tensor], batch: List[int]) -> _View:
+    """Pointer and batch strides of ``tensor`` broadcast to ``batch`` (no copy).
+
+    The strides ``tensor.expand(...)`` would have, computed in Python: this runs on
+    every call, and streaming calls are short enough for a view's cost to show.
+    """
+    view = _View()
+    if tensor is None:
+        return view
+    shape = tensor.shape
+    strides = tensor.stride()
+    missing = len(batch) - (len(shape) - 1)  # leading batch dims the tensor lacks
+    for dim in range(len(batch)):
+        own = dim - missing
+        if own >= 0 and shape[own] != 1:
+            view.strides[dim] = strides[own]
+    view.data = tensor.data_ptr()
+    view.step = strides[-1]
+    return view
+
+
+def _problem(batch: List[int], length: int, order: int, dtype: torch.dtype) -> _Problem:
+    problem = _Problem()
+    problem.ndim = len(batch)
+    rows = 1
+    for dim, size in enumerate(batch):
+        problem.sizes[dim] = size
+        rows *= size
+    problem.rows = rows
+    problem.length = length
+    problem.order = order
+    problem.is_double = int(dtype == torch.float64)
+    wanted = max(1, rows * length // SAMPLES_PER_THREAD)
+    problem.n_threads = min(torch.get_num_threads(), wanted)
+    return problem
+
+
+def _check(status: int) -> None:
+    if status != 0:
+        raise MemoryError("multi_lfilter native kernel: out of memory for its work buffers")
+
+
+def forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]):
+    """The backend contract's forward kernel; coefficients are float64 and normalised."""
+    batch = filter_batch_shape(waveform, a_coeffs, b_coeffs, zi)
+    order = a_coeffs.shape[-1] - 1
+    length = waveform.shape[-1]
+    y = torch.empty(batch + [length], dtype=waveform.dtype)
+    zf = torch.empty(batch + [order], dtype=waveform.dtype)
+    zi_double = zi.double() if zi is not None else None  # tiny; keeps one dtype in C
+
+    problem = _problem(batch, length, order, waveform.dtype)
+    problem.waveform = _view(waveform, batch)
+    problem.a = _view(a_coeffs, batch)
+    problem.b = _view(b_coeffs, batch)
+    problem.zi = _view(zi_double, batch)
+    problem.y = y.data_ptr()
+    problem.zf = zf.data_ptr()
+    if problem.rows > 0:
+        _check(_library().mlf_forward(ctypes.byref(problem)))
+    return y, zf
+
+
+def _sorted_rows(view: _View, batch: List[int]) -> Tensor:
+    """Row indices sorted by where each row's waveform gradient goes (groups rows that
+    add into the same waveform row, so threads can own them)."""
+    offsets = torch.zeros(batch, dtype=torch.int64)
+    for dim, size in enumerate(batch):
+        shape = [1] * len(batch)
+        shape[dim] = size
+        offsets = offsets + torch.arange(size).reshape(shape) * view.strides[dim]
+    return torch.argsort(offsets.reshape(-1), stable=True)
+
+
+def adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_input_grad):
+    """The backend contract's adjoint kernel, fused: see ``csrc/lfilter_kernels.c``."""
+    need_waveform, need_a, need_b, need_zi = needs_input_grad
+    need_zi = need_zi and zi_shape is not None
+    batch = list(y.shape[:-1])
+    order = a_coeffs.shape[-1] - 1
+    length = y.shape[-1]
+    y = y.contiguous()  # our own output: already contiguous, so no copy
+    grad_a_rows = torch.empty(batch + [order + 1], dtype=torch.float64)
+    grad_b_rows = torch.empty(batch + [order + 1], dtype=torch.float64)
+    grad_zi_rows = torch.empty(batch + [order], dtype=torch.float64) if need_zi else None
+    grad_waveform = torch.zeros(waveform.shape, dtype=waveform.dtype) if need_waveform else None
+    grad_zf_double = grad_zf.double() if grad_zf is not None else None
+
+    problem = _problem(batch, length, order, y.dtype)
+    problem.waveform = _view(waveform, batch)
+    problem.a = _view(a_coeffs, batch)
+    problem.b = _view(b_coeffs, batch)
+    problem.grad_y = _view(grad_y, batch)
+    problem.grad_zf = _view(grad_zf_double, batch)
+    problem.grad_waveform = _view(grad_waveform, batch)
+    row_order = None
+    if need_waveform and problem.n_threads > 1:
+        row_order = _sorted_rows(problem.grad_waveform, batch)
+        problem.row_order = row_order.data_ptr()
+    problem.y = y.data_ptr()
+    problem.grad_a = grad_a_rows.data_ptr()
+    problem.grad_b = grad_b_rows.data_ptr()
+    problem.grad_zi = grad_zi_rows.data_ptr() if grad_zi_rows is not None else None
+    if problem.rows > 0:
+        _check(_library().mlf_adjoint(ctypes.byref(problem)))
+
+    grad_a = sum_to_shape(grad_a_rows, list(a_coeffs.shape)) if need_a else None
+    grad_b = sum_to_shape(grad_b_rows, list(b_coeffs.shape)) if need_b else None
+    grad_zi = None
+    if grad_zi_rows is not None:
+        grad_zi = sum_to_shape(grad_zi_rows, zi_shape).to(waveform.dtype)
+    return grad_waveform, grad_a, grad_b, grad_zi

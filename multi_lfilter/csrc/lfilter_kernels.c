@@ -1,0 +1,639 @@
+/*
+ * Fused CPU kernels for banks of IIR filters: the forward filter and its adjoint.
+ *
+ * Plain C with GCC/Clang vector extensions, loaded with ctypes: no PyTorch or Python
+ * headers, so the build is fast and has no ABI coupling. The Python side
+ * (multi_lfilter/backends/native.py) describes every tensor by a data pointer and its
+ * strides over the broadcast batch, so a broadcast waveform is read in place, never
+ * expanded.
+ *
+ * Layout of the work. The batch of R rows (one row = one signal through one filter)
+ * is cut into tiles of LANES rows; one SIMD vector holds one time step of a whole
+ * tile, the filter state lives in registers, and threads take ranges of tiles. The
+ * time axis is walked in blocks of BLOCK steps: a block of input is transposed into
+ * an L1-resident [time][lane] buffer (or read once when every lane shares the same
+ * input row, the common bank case), the recurrence runs over it, and the block of
+ * output is transposed back into the row-major result.
+ *
+ * Arithmetic is float64 whatever the I/O dtype: float32 signals are widened on load
+ * and rounded once on store.
+ *
+ * Forward (transposed direct form II, scipy's state convention, a[0] == 1):
+ *     y[n]   = b0 x[n] + s0
+ *     s_k    = s_{k+1} + b_{k+1} x[n] - a_{k+1} y[n]      (s_N = 0)
+ * Adjoint, walking time backwards with history hist[k] = gv[n + k] (initially the
+ * gradient of the final state):
+ *     gv[n]  = g[n] - sum_k a_k hist[k]
+ *     gx[n]  = b0 gv[n] + sum_k b_k hist[k]
+ *     ga_k  -= hist[k] y[n],  gb_k += hist[k] x[n],  gb_0 += gv[n] x[n]
+ * and after the walk gzi[k] = gv[k] = hist[k + 1].
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Runtime choice of instruction set: the kernels are compiled for AVX-512, AVX2+FMA and
+ * baseline x86-64, and the loader picks the best the CPU has. The build flags stay
+ * portable (no -march=native). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MLF_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MLF_CLONES
+#endif
+#define MLF_INLINE static inline __attribute__((always_inline))
+
+#define LANES 8
+#define BLOCK 64
+#define MAX_DIMS 8
+#define MAX_ORDER 32
+
+typedef double vec __attribute__((vector_size(LANES * sizeof(double))));
+
+/* A vector with every lane equal to `s`. Spelled out lane by lane because GCC lowers
+ * `(vec){0} + s` for vectors wider than a register into sixteen scalar stores and a
+ * reload (a store-forwarding stall in the innermost loop), but this into a broadcast. */
+#define SPLAT(s) ((vec){(s), (s), (s), (s), (s), (s), (s), (s)})
+_Static_assert(LANES == 8, "SPLAT spells out LANES lanes");
+
+/* Tile buffers are plain double arrays, [time][lane]: writing one lane of a vector that
+ * lives in memory makes GCC reload and store the whole vector (a store-forwarding stall
+ * per element), while plain scalar stores followed by one vector load are cheap. */
+MLF_INLINE vec load_vec(const double *from)
+{
+    vec value;
+    __builtin_memcpy(&value, from, sizeof value);
+    return value;
+}
+
+MLF_INLINE void store_vec(double *to, vec value) { __builtin_memcpy(to, &value, sizeof value); }
+
+/* One tensor seen over the broadcast batch: element (row, i) is at
+ * data + offset(row) + i * step, offset(row) = sum_d index_d(row) * strides[d]. */
+typedef struct {
+    const void *data; /* NULL for an absent optional tensor (read as zeros) */
+    int64_t strides[MAX_DIMS];
+    int64_t step;
+} mlf_view;
+
+/* Everything one call needs; mirrored field for field by a ctypes.Structure. */
+typedef struct {
+    int64_t ndim;              /* batch dims */
+    int64_t sizes[MAX_DIMS];   /* broadcast batch shape */
+    int64_t rows;              /* product of sizes */
+    int64_t length;            /* T */
+    int64_t order;             /* N */
+    int64_t is_double;         /* I/O dtype of signals: 0 float32, 1 float64 */
+    int64_t n_threads;
+    mlf_view waveform;         /* I/O dtype */
+    mlf_view a;                /* float64, normalised */
+    mlf_view b;                /* float64 */
+    mlf_view zi;               /* float64, forward only */
+    mlf_view grad_y;           /* I/O dtype, adjoint only */
+    mlf_view grad_zf;          /* float64, adjoint only */
+    mlf_view grad_waveform;    /* I/O dtype, adjoint output, zero-filled; data NULL: not needed */
+    const int64_t *row_order;  /* adjoint: rows sorted by waveform offset; NULL: identity */
+    void *y;                   /* forward output, (rows, T) contiguous; adjoint input */
+    void *zf;                  /* forward output, (rows, N) contiguous, I/O dtype */
+    double *grad_a;            /* adjoint outputs, (rows, N + 1) contiguous */
+    double *grad_b;
+    double *grad_zi;           /* (rows, N) contiguous; NULL: not needed */
+} mlf_problem;
+
+MLF_INLINE int64_t row_offset(const mlf_problem *p, const int64_t *strides, int64_t row)
+{
+    int64_t offset = 0;
+    for (int64_t d = p->ndim - 1; d >= 0; --d) {
+        offset += (row % p->sizes[d]) * strides[d];
+        row /= p->sizes[d];
+    }
+    return offset;
+}
+
+MLF_INLINE double load(const void *data, int is_double, int64_t index)
+{
+    return is_double ? ((const double *)data)[index] : (double)((const float *)data)[index];
+}
+
+MLF_INLINE void store(void *data, int is_double, int64_t index, double value)
+{
+    if (is_double)
+        ((double *)data)[index] = value;
+    else
+        ((float *)data)[index] = (float)value;
+}
+
+/* The rows of one tile; lanes past the end of the batch repeat the tile's first row
+ * (their results are computed and dropped, which keeps the vector code branch-free). */
+typedef struct {
+    int64_t row[LANES];
+    int lanes;
+} tile_rows;
+
+/* 8 x 8 transpose with portable shuffles (24 of them): rows[i][j] -> rows[j][i]. */
+typedef float vecf __attribute__((vector_size(LANES * sizeof(float))));
+#define SHUFFLE(u, v, ...) __builtin_shufflevector(u, v, __VA_ARGS__)
+
+MLF_INLINE void transpose8(vec *rows)
+{
+    vec a[8], b[8];
+    for (int i = 0; i < 8; i += 2) {
+        a[i] = SHUFFLE(rows[i], rows[i + 1], 0, 8, 2, 10, 4, 12, 6, 14);
+        a[i + 1] = SHUFFLE(rows[i], rows[i + 1], 1, 9, 3, 11, 5, 13, 7, 15);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        for (int j = 0; j < 2; ++j) {
+            b[i + j] = SHUFFLE(a[i + j], a[i + j + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+            b[i + j + 2] = SHUFFLE(a[i + j], a[i + j + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+        }
+    }
+    for (int j = 0; j < 4; ++j) {
+        rows[j] = SHUFFLE(b[j], b[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        rows[j + 4] = SHUFFLE(b[j], b[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+}
+
+/* Eight consecutive samples of a contiguous row, widened to float64. */
+MLF_INLINE vec load8(const void *data, const int is_double, int64_t index)
+{
+    if (is_double)
+        return load_vec((const double *)data + index);
+    vecf narrow;
+    __builtin_memcpy(&narrow, (const float *)data + index, sizeof narrow);
+    return __builtin_convertvector(narrow, vec);
+}
+
+MLF_INLINE void store8(void *data, const int is_double, int64_t index, vec value)
+{
+    if (is_double) {
+        store_vec((double *)data + index, value);
+        return;
+    }
+    const vecf narrow = __builtin_convertvector(value, vecf);
+    __builtin_memcpy((float *)data + index, &narrow, sizeof narrow);
+}
+
+/* Gathers one coefficient (or state) per lane into a vector: element k of each lane's
+ * row of `view` (float64). Absent views read as zeros. */
+MLF_INLINE vec gather_lanes(const mlf_problem *p, const tile_rows *tile, const mlf_view *view,
+                            int k)
+{
+    double lanes[LANES] __attribute__((aligned(64)));
+    for (int lane = 0; lane < LANES; ++lane) {
+        lanes[lane] = 0.0;
+        if (view->data) {
+            const int64_t offset = row_offset(p, view->strides, tile->row[lane]);
+            lanes[lane] = ((const double *)view->data)[offset + k * view->step];
+        }
+    }
+    return load_vec(lanes);
+}
+
+/* Per-lane signal offsets; returns 1 where every lane reads the same row. */
+MLF_INLINE int tile_offsets(const mlf_problem *p, const tile_rows *tile, const mlf_view *view,
+                            int64_t *offsets)
+{
+    int shared = 1;
+    for (int lane = 0; lane < LANES; ++lane) {
+        offsets[lane] = row_offset(p, view->strides, tile->row[lane]);
+        shared &= offsets[lane] == offsets[0];
+    }
+    return shared;
+}
+
+/* Transpose `count` steps from `start` of each lane's row into buffer[t * LANES + lane]:
+ * eight steps at a time through registers where the rows are contiguous in time. */
+MLF_INLINE void gather_block(const void *data, const int is_double, const int64_t *offsets,
+                             int64_t step, int64_t start, int count, double *buffer)
+{
+    int t = 0;
+    if (step == 1) {
+        for (; t + 8 <= count; t += 8) {
+            vec rows[8];
+            for (int lane = 0; lane < LANES; ++lane)
+                rows[lane] = load8(data, is_double, offsets[lane] + start + t);
+            transpose8(rows);
+            for (int j = 0; j < 8; ++j)
+                store_vec(&buffer[(t + j) * LANES], rows[j]);
+        }
+    }
+    for (int lane = 0; lane < LANES; ++lane)
+        for (int u = t; u < count; ++u)
+            buffer[u * LANES + lane] = load(data, is_double, offsets[lane] + (start + u) * step);
+}
+
+/* The inverse: buffer[t * LANES + lane] into `count` steps of the first `lanes` rows
+ * of a contiguous (rows, T) output. */
+MLF_INLINE void scatter_block(void *data, const int is_double, const int64_t *rows_index,
+                              int lanes, int64_t length, int64_t start, int count,
+                              const double *buffer)
+{
+    int t = 0;
+    if (lanes == LANES) {
+        for (; t + 8 <= count; t += 8) {
+            vec columns[8];
+            for (int j = 0; j < 8; ++j)
+                columns[j] = load_vec(&buffer[(t + j) * LANES]);
+            transpose8(columns);
+            for (int j = 0; j < 8; ++j)
+                store8(data, is_double, rows_index[j] * length + start + t, columns[j]);
+        }
+    }
+    for (int lane = 0; lane < lanes; ++lane)
+        for (int u = t; u < count; ++u)
+            store(data, is_double, rows_index[lane] * length + start + u, buffer[u * LANES + lane]);
+}
+
+/* The adjoint walks time backwards through many rows at once, a pattern the hardware
+ * prefetchers follow poorly (measured: the loads of g and y took 80% of the adjoint);
+ * asking for the next block of every lane ahead of time fixes that. */
+MLF_INLINE void prefetch_block(const void *data, const int is_double, const int64_t *offsets,
+                               int64_t step, int64_t start, int count)
+{
+    if (step != 1 || start < 0)
+        return;
+    const int64_t element = is_double ? 8 : 4;
+    for (int lane = 0; lane < LANES; ++lane) {
+        const char *first = (const char *)data + (offsets[lane] + start) * element;
+        for (int64_t byte = 0; byte < count * element; byte += 64)
+            __builtin_prefetch(first + byte);
+    }
+}
+
+MLF_INLINE void gather_shared_block(const void *data, const int is_double, int64_t offset,
+                                    int64_t step, int64_t start, int count, double *buffer)
+{
+    for (int t = 0; t < count; ++t)
+        buffer[t] = load(data, is_double, offset + (start + t) * step);
+}
+
+/* The signal of one tile over one block: either one row every lane shares (the bank
+ * case: one input through many filters, read once) or a transposed [time][lane] block. */
+typedef struct {
+    int64_t offsets[LANES];
+    int shared;
+    double block[BLOCK * LANES] __attribute__((aligned(64)));
+} tile_signal;
+
+MLF_INLINE void tile_signal_init(const mlf_problem *p, const tile_rows *tile,
+                                 const mlf_view *view, tile_signal *signal)
+{
+    signal->shared = view->data ? tile_offsets(p, tile, view, signal->offsets) : 1;
+}
+
+MLF_INLINE void tile_signal_read(const mlf_view *view, const int is_double, int64_t start,
+                                 int count, tile_signal *signal)
+{
+    if (!view->data)
+        memset(signal->block, 0, sizeof(double) * (size_t)count);
+    else if (signal->shared)
+        gather_shared_block(view->data, is_double, signal->offsets[0], view->step, start, count,
+                            signal->block);
+    else
+        gather_block(view->data, is_double, signal->offsets, view->step, start, count,
+                     signal->block);
+}
+
+MLF_INLINE vec tile_signal_at(const tile_signal *signal, int t)
+{
+    return signal->shared ? SPLAT(signal->block[t]) : load_vec(&signal->block[t * LANES]);
+}
+
+MLF_INLINE void
+forward_tile(const mlf_problem *p, const tile_rows *tile, const int order, const int is_double)
+{
+    vec a[MAX_ORDER + 1], b[MAX_ORDER + 1], state[MAX_ORDER + 1];
+    tile_signal x;
+    double y_block[BLOCK * LANES] __attribute__((aligned(64)));
+    const int64_t length = p->length;
+
+    for (int k = 0; k <= order; ++k) {
+        a[k] = gather_lanes(p, tile, &p->a, k);
+        b[k] = gather_lanes(p, tile, &p->b, k);
+        state[k] = k < order ? gather_lanes(p, tile, &p->zi, k) : (vec){0};
+    }
+    tile_signal_init(p, tile, &p->waveform, &x);
+
+    for (int64_t start = 0; start < length; start += BLOCK) {
+        const int count = length - start < BLOCK ? (int)(length - start) : BLOCK;
+        tile_signal_read(&p->waveform, is_double, start, count, &x);
+        for (int t = 0; t < count; ++t) {
+            const vec input = tile_signal_at(&x, t);
+            vec y;
+            if (order == 0) {
+                y = b[0] * input;
+            } else {
+                y = b[0] * input + state[0];
+                for (int k = 0; k < order - 1; ++k)
+                    state[k] = state[k + 1] + b[k + 1] * input - a[k + 1] * y;
+                state[order - 1] = b[order] * input - a[order] * y;
+            }
+            store_vec(&y_block[t * LANES], y);
+        }
+        scatter_block(p->y, is_double, tile->row, tile->lanes, length, start, count, y_block);
+    }
+    double final_state[(MAX_ORDER + 1) * LANES] __attribute__((aligned(64)));
+    for (int k = 0; k < order; ++k)
+        store_vec(&final_state[k * LANES], state[k]);
+    for (int lane = 0; lane < tile->lanes; ++lane)
+        for (int k = 0; k < order; ++k)
+            store(p->zf, is_double, tile->row[lane] * order + k, final_state[k * LANES + lane]);
+}
+
+/* Where one thread adds its waveform gradient. Rows are sorted by waveform row, and a
+ * thread's range of rows owns every waveform row strictly inside it; the first and
+ * last waveform rows it touches may be shared with the neighbouring threads, so those
+ * are accumulated privately and added after all threads have joined. */
+typedef struct {
+    int64_t first_offset, last_offset; /* waveform-gradient offsets of the edge rows */
+    double *first_sum, *last_sum;      /* (T,) private accumulators */
+} gradient_edges;
+
+MLF_INLINE void add_waveform_gradient(const mlf_problem *p, const gradient_edges *edges,
+                                      int64_t offset, int64_t start, int count,
+                                      const double *block, int lane, const int is_double)
+{
+    double *privately = offset == edges->first_offset ? edges->first_sum
+                        : offset == edges->last_offset ? edges->last_sum
+                                                        : NULL;
+    if (privately) {
+        for (int t = 0; t < count; ++t)
+            privately[start + t] += block[t * LANES + lane];
+        return;
+    }
+    void *out = (void *)p->grad_waveform.data;
+    const int64_t step = p->grad_waveform.step;
+    for (int t = 0; t < count; ++t) {
+        const int64_t index = offset + (start + t) * step;
+        store(out, is_double, index, load(out, is_double, index) + block[t * LANES + lane]);
+    }
+}
+
+MLF_INLINE void
+adjoint_tile(const mlf_problem *p, const tile_rows *tile, const gradient_edges *edges,
+             const int order, const int is_double)
+{
+    vec a[MAX_ORDER + 1], b[MAX_ORDER + 1], history[MAX_ORDER + 1];
+    vec grad_a[MAX_ORDER + 1], grad_b[MAX_ORDER + 1];
+    tile_signal g, x;
+    double y_block[BLOCK * LANES] __attribute__((aligned(64)));
+    double gx_block[BLOCK * LANES] __attribute__((aligned(64)));
+    int64_t y_offsets[LANES], gx_offsets[LANES];
+    const int64_t length = p->length;
+    const int need_gx = p->grad_waveform.data != NULL;
+
+    history[0] = (vec){0};
+    for (int k = 0; k <= order; ++k) {
+        a[k] = gather_lanes(p, tile, &p->a, k);
+        b[k] = gather_lanes(p, tile, &p->b, k);
+        grad_a[k] = (vec){0};
+        grad_b[k] = (vec){0};
+        if (k < order)
+            history[k + 1] = gather_lanes(p, tile, &p->grad_zf, k);
+    }
+    tile_signal_init(p, tile, &p->grad_y, &g);
+    tile_signal_init(p, tile, &p->waveform, &x);
+    const int gx_shared = need_gx && tile_offsets(p, tile, &p->grad_waveform, gx_offsets);
+    for (int lane = 0; lane < LANES; ++lane)
+        y_offsets[lane] = tile->row[lane] * length;
+
+    for (int64_t start = ((length - 1) / BLOCK) * BLOCK; start >= 0 && length > 0; start -= BLOCK) {
+        const int count = length - start < BLOCK ? (int)(length - start) : BLOCK;
+        tile_signal_read(&p->grad_y, is_double, start, count, &g);
+        tile_signal_read(&p->waveform, is_double, start, count, &x);
+        gather_block(p->y, is_double, y_offsets, 1, start, count, y_block);
+        prefetch_block(p->y, is_double, y_offsets, 1, start - BLOCK, BLOCK);
+        if (p->grad_y.data && !g.shared)
+            prefetch_block(p->grad_y.data, is_double, g.offsets, p->grad_y.step, start - BLOCK, BLOCK);
+        if (!x.shared)
+            prefetch_block(p->waveform.data, is_double, x.offsets, p->waveform.step, start - BLOCK, BLOCK);
+
+        for (int t = count - 1; t >= 0; --t) {
+            vec grad_v = tile_signal_at(&g, t);
+            /* Oldest history first: only the last operation waits for the newest gv. */
+            for (int k = order; k >= 1; --k)
+                grad_v -= a[k] * history[k];
+            const vec input = tile_signal_at(&x, t);
+            const vec y = load_vec(&y_block[t * LANES]);
+            if (need_gx) {
+                vec gx = b[0] * grad_v;
+                for (int k = 1; k <= order; ++k)
+                    gx += b[k] * history[k];
+                store_vec(&gx_block[t * LANES], gx);
+            }
+            grad_b[0] += grad_v * input;
+            for (int k = 1; k <= order; ++k) {
+                grad_a[k] -= history[k] * y;
+                grad_b[k] += history[k] * input;
+            }
+            for (int k = order; k >= 2; --k)
+                history[k] = history[k - 1];
+            history[1] = grad_v;
+        }
+
+        if (need_gx && gx_shared) {
+            /* Every lane adds into the same waveform row: sum the lanes first. */
+            for (int t = 0; t < count; ++t) {
+                double total = 0.0;
+                for (int lane = 0; lane < tile->lanes; ++lane)
+                    total += gx_block[t * LANES + lane];
+                gx_block[t * LANES] = total;
+            }
+            add_waveform_gradient(p, edges, gx_offsets[0], start, count, gx_block, 0, is_double);
+        } else if (need_gx) {
+            for (int lane = 0; lane < tile->lanes; ++lane)
+                add_waveform_gradient(p, edges, gx_offsets[lane], start, count, gx_block, lane,
+                                      is_double);
+        }
+    }
+
+    /* After the walk history[k + 1] = gv[k], the gradient of zi[k]; for an empty or short
+     * signal it still holds the final state's gradient where no sample came after. */
+    double sums[3 * (MAX_ORDER + 1) * LANES] __attribute__((aligned(64)));
+    double *sums_a = sums, *sums_b = sums + (MAX_ORDER + 1) * LANES,
+           *sums_zi = sums + 2 * (MAX_ORDER + 1) * LANES;
+    for (int k = 0; k <= order; ++k) {
+        store_vec(&sums_a[k * LANES], grad_a[k]);
+        store_vec(&sums_b[k * LANES], grad_b[k]);
+        if (k < order)
+            store_vec(&sums_zi[k * LANES], history[k + 1]);
+    }
+    for (int lane = 0; lane < tile->lanes; ++lane) {
+        const int64_t row = tile->row[lane];
+        for (int k = 0; k <= order; ++k) {
+            p->grad_a[row * (order + 1) + k] = sums_a[k * LANES + lane];
+            p->grad_b[row * (order + 1) + k] = sums_b[k * LANES + lane];
+        }
+        if (p->grad_zi)
+            for (int k = 0; k < order; ++k)
+                p->grad_zi[row * order + k] = sums_zi[k * LANES + lane];
+    }
+}
+
+MLF_INLINE void make_tile(const mlf_problem *p, int64_t tile_index, tile_rows *tile)
+{
+    const int64_t first = tile_index * LANES;
+    tile->lanes = p->rows - first < LANES ? (int)(p->rows - first) : LANES;
+    for (int lane = 0; lane < LANES; ++lane) {
+        const int64_t position = first + (lane < tile->lanes ? lane : 0);
+        tile->row[lane] = p->row_order ? p->row_order[position] : position;
+    }
+}
+
+/* The commonest orders (one-pole smoothers, biquads) get a copy of the tile kernel with
+ * the order a constant, so the state arrays become registers and the loops over k
+ * unroll. Every copy costs build time (seconds each, times three instruction sets), so
+ * the other orders share one generic copy. */
+#define FOR_EACH_SPECIALISED_ORDER(CASE) CASE(1) CASE(2)
+
+MLF_CLONES static void forward_tiles(const mlf_problem *p, int64_t begin, int64_t end)
+{
+    tile_rows tile;
+    for (int64_t index = begin; index < end; ++index) {
+        make_tile(p, index, &tile);
+#define FORWARD_CASE(N)                              \
+    case N:                                          \
+        if (p->is_double)                            \
+            forward_tile(p, &tile, N, 1);            \
+        else                                         \
+            forward_tile(p, &tile, N, 0);            \
+        break;
+        switch (p->order) {
+            FOR_EACH_SPECIALISED_ORDER(FORWARD_CASE)
+        default:
+            forward_tile(p, &tile, (int)p->order, (int)p->is_double);
+        }
+#undef FORWARD_CASE
+    }
+}
+
+MLF_CLONES static void adjoint_tiles(const mlf_problem *p, const gradient_edges *edges, int64_t begin,
+                          int64_t end)
+{
+    tile_rows tile;
+    for (int64_t index = begin; index < end; ++index) {
+        make_tile(p, index, &tile);
+#define ADJOINT_CASE(N)                                  \
+    case N:                                              \
+        if (p->is_double)                                \
+            adjoint_tile(p, &tile, edges, N, 1);         \
+        else                                             \
+            adjoint_tile(p, &tile, edges, N, 0);         \
+        break;
+        switch (p->order) {
+            FOR_EACH_SPECIALISED_ORDER(ADJOINT_CASE)
+        default:
+            adjoint_tile(p, &tile, edges, (int)p->order, (int)p->is_double);
+        }
+#undef ADJOINT_CASE
+    }
+}
+
+typedef struct {
+    const mlf_problem *problem;
+    int64_t tile_begin, tile_end;
+    int adjoint;
+    gradient_edges edges;
+} thread_work;
+
+static void *run_work(void *argument)
+{
+    thread_work *work = (thread_work *)argument;
+    if (work->adjoint)
+        adjoint_tiles(work->problem, &work->edges, work->tile_begin, work->tile_end);
+    else
+        forward_tiles(work->problem, work->tile_begin, work->tile_end);
+    return NULL;
+}
+
+/* Waveform-gradient offset of the row at sorted position `position`. */
+static int64_t sorted_gx_offset(const mlf_problem *p, int64_t position)
+{
+    const int64_t row = p->row_order ? p->row_order[position] : position;
+    return row_offset(p, p->grad_waveform.strides, row);
+}
+
+static void add_private_sum(const mlf_problem *p, int64_t offset, const double *sum)
+{
+    void *out = (void *)p->grad_waveform.data;
+    for (int64_t t = 0; t < p->length; ++t) {
+        const int64_t index = offset + t * p->grad_waveform.step;
+        store(out, (int)p->is_double, index, load(out, (int)p->is_double, index) + sum[t]);
+    }
+}
+
+/* Split the tiles over threads and run them; returns 0, or -1 when out of memory. */
+static int run(const mlf_problem *p, int adjoint)
+{
+    const int64_t n_tiles = (p->rows + LANES - 1) / LANES;
+    int64_t n_threads = p->n_threads < 1 ? 1 : p->n_threads;
+    if (n_threads > n_tiles)
+        n_threads = n_tiles < 1 ? 1 : n_tiles;
+    const int need_gx = adjoint && p->grad_waveform.data != NULL;
+
+    thread_work *work = calloc((size_t)n_threads, sizeof(thread_work));
+    pthread_t *threads = calloc((size_t)n_threads, sizeof(pthread_t));
+    double *sums = need_gx ? calloc((size_t)(2 * n_threads * (p->length + 1)), sizeof(double)) : NULL;
+    if (!work || !threads || (need_gx && !sums)) {
+        free(work);
+        free(threads);
+        free(sums);
+        return -1;
+    }
+    for (int64_t i = 0; i < n_threads; ++i) {
+        work[i].problem = p;
+        work[i].adjoint = adjoint;
+        work[i].tile_begin = n_tiles * i / n_threads;
+        work[i].tile_end = n_tiles * (i + 1) / n_threads;
+        work[i].edges.first_offset = work[i].edges.last_offset = -1;
+        if (need_gx && work[i].tile_end > work[i].tile_begin) {
+            const int64_t first = work[i].tile_begin * LANES;
+            int64_t last = work[i].tile_end * LANES - 1;
+            if (last >= p->rows)
+                last = p->rows - 1;
+            work[i].edges.first_offset = sorted_gx_offset(p, first);
+            work[i].edges.last_offset = sorted_gx_offset(p, last);
+            work[i].edges.first_sum = sums + (2 * i) * (p->length + 1);
+            work[i].edges.last_sum = sums + (2 * i + 1) * (p->length + 1);
+        }
+    }
+    int64_t started = 0;
+    for (int64_t i = 1; i < n_threads; ++i) {
+        if (pthread_create(&threads[i], NULL, run_work, &work[i]) != 0)
+            break;
+        started = i;
+    }
+    run_work(&work[0]);
+    /* Threads that could not be started run here, in the calling thread. */
+    for (int64_t i = started + 1; i < n_threads; ++i)
+        run_work(&work[i]);
+    for (int64_t i = 1; i <= started; ++i)
+        pthread_join(threads[i], NULL);
+
+    if (need_gx) {
+        for (int64_t i = 0; i < n_threads; ++i) {
+            const gradient_edges *edges = &work[i].edges;
+            if (edges->first_offset < 0)
+                continue;
+            add_private_sum(p, edges->first_offset, edges->first_sum);
+            if (edges->last_offset != edges->first_offset)
+                add_private_sum(p, edges->last_offset, edges->last_sum);
+        }
+    }
+    free(work);
+    free(threads);
+    free(sums);
+    return 0;
+}
+
+/* Public entry points (ctypes). Both return 0 on success, -1 when out of memory. */
+int mlf_forward(const mlf_problem *problem) { return run(problem, 0); }
+
+int mlf_adjoint(const mlf_problem *problem) { return run(problem, 1); }
+
+/* Lets the Python side check that its struct mirror has the same layout. */
+int64_t mlf_problem_size(void) { return (int64_t)sizeof(mlf_problem); }
+
+int64_t mlf_max_order(void) { return MAX_ORDER; }
+
+int64_t mlf_max_dims(void) { return MAX_DIMS; }
