@@ -8,11 +8,13 @@ expands the waveform. It has
 - an autograd formula, the analytic adjoint (``_adjoint.py``): no autograd through
   the time loop.
 
-Backward runs the backend's own adjoint kernel when no graph is being built. When one
-is (``create_graph=True``, double backward), it runs the composite adjoint over this
-same op instead, so every higher derivative is again made of differentiable pieces.
+Backward runs the backend's own adjoint kernel (``multi_lfilter::filter_adjoint``, an
+opaque op too, so ``torch.compile`` traces backward without looking inside) when no
+graph is being built. When one is (``create_graph=True``, double backward), it runs
+the composite adjoint over this same op instead, so every higher derivative is again
+made of differentiable pieces.
 """
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -37,6 +39,41 @@ def _filter_op_fake(waveform, a_coeffs, b_coeffs, zi, backend):
     y = waveform.new_empty(batch + [waveform.shape[-1]])
     zf = waveform.new_empty(batch + [order])
     return y, zf
+
+
+@torch.library.custom_op("multi_lfilter::filter_adjoint", mutates_args=())
+def filter_adjoint_op(
+    grad_y: Optional[Tensor],
+    grad_zf: Optional[Tensor],
+    waveform: Tensor,
+    a_coeffs: Tensor,
+    b_coeffs: Tensor,
+    y: Tensor,
+    zi_shape: List[int],
+    needs_input_grad: List[bool],
+    backend: str,
+) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The backend's adjoint kernel as an opaque op, so ``torch.compile`` can trace backward.
+
+    Returns the gradients of ``(waveform, a, b, zi)``; one not asked for (or ``zi``
+    where ``zi_shape`` is empty: there was none) comes back as an empty tensor.
+    """
+    gradients = backend_module(backend).adjoint(
+        grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape or None, tuple(needs_input_grad)
+    )
+    placeholder = waveform.new_empty(0)
+    return tuple(g if g is not None else placeholder.clone() for g in gradients)
+
+
+@filter_adjoint_op.register_fake
+def _filter_adjoint_op_fake(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_input_grad, backend):
+    need_waveform, need_a, need_b, need_zi = needs_input_grad
+    return (
+        waveform.new_empty(waveform.shape if need_waveform else [0]),
+        a_coeffs.new_empty(a_coeffs.shape if need_a else [0]),
+        b_coeffs.new_empty(b_coeffs.shape if need_b else [0]),
+        waveform.new_empty(zi_shape if need_zi and zi_shape else [0]),
+    )
 
 
 def _setup_context(ctx, inputs, output):
@@ -64,9 +101,13 @@ def _backward(ctx, grad_y, grad_zf):
             ctx.zi_shape, needs_input_grad,
         )
     else:
-        gradients = backend_module(ctx.backend).adjoint(
-            grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, ctx.zi_shape, needs_input_grad
+        zi_shape = ctx.zi_shape if ctx.zi_shape is not None else []
+        needs = list(needs_input_grad)
+        needs[3] = needs[3] and ctx.zi_shape is not None
+        outputs = filter_adjoint_op(
+            grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs, ctx.backend
         )
+        gradients = tuple(g if need else None for g, need in zip(outputs, needs))
     return (*gradients, None)
 
 

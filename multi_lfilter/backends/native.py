@@ -11,7 +11,6 @@ compiler, on non-CPU tensors' behalf (see ``supports``), or when the environment
 variable ``MULTI_LFILTER_DISABLE_NATIVE=1`` is set.
 """
 import ctypes
-import functools
 import importlib.machinery
 import os
 from pathlib import Path
@@ -70,8 +69,7 @@ def _library_path() -> Optional[Path]:
     return None
 
 
-@functools.lru_cache(maxsize=None)
-def _library():
+def _load_library():
     """The loaded kernels, or None where they are disabled, not built or incompatible."""
     if os.environ.get(DISABLE_VARIABLE, "") not in ("", "0"):
         return None
@@ -93,15 +91,20 @@ def _library():
     return library
 
 
+# Loaded once at import: plain module constants are what torch.compile can see through
+# when the dispatcher asks whether this backend is there.
+_LIBRARY = _load_library()
+_MAX_ORDER = _LIBRARY.mlf_max_order() if _LIBRARY is not None else 0
+
+
 def available() -> bool:
     """Whether the compiled kernels are loaded in this process."""
-    return _library() is not None
+    return _LIBRARY is not None
 
 
 def max_order() -> int:
     """The highest filter order the compiled kernels take (0 where they are not loaded)."""
-    library = _library()
-    return library.mlf_max_order() if library is not None else 0
+    return _MAX_ORDER
 
 
 def supports(waveform: Tensor, order: int, batch_ndim: int) -> bool:
@@ -173,7 +176,7 @@ def forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[T
     problem.y = y.data_ptr()
     problem.zf = zf.data_ptr()
     if problem.rows > 0:
-        _check(_library().mlf_forward(ctypes.byref(problem)))
+        _check(_LIBRARY.mlf_forward(ctypes.byref(problem)))
     return y, zf
 
 
@@ -218,7 +221,7 @@ def adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_in
     problem.grad_b = grad_b_rows.data_ptr()
     problem.grad_zi = grad_zi_rows.data_ptr() if grad_zi_rows is not None else None
     if problem.rows > 0:
-        _check(_library().mlf_adjoint(ctypes.byref(problem)))
+        _check(_LIBRARY.mlf_adjoint(ctypes.byref(problem)))
 
     grad_a = sum_to_shape(grad_a_rows, list(a_coeffs.shape)) if need_a else None
     grad_b = sum_to_shape(grad_b_rows, list(b_coeffs.shape)) if need_b else None

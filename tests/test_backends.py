@@ -1,0 +1,134 @@
+"""The dispatch point, the native kernels' limits, and the fallback without them."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import multi_lfilter
+from multi_lfilter import available_backends, lfilter_bank, lfilter_bank_with_state
+from multi_lfilter.backends import native
+from multi_lfilter.backends.dispatch import resolve_backend
+
+from conftest import random_filter_bank, scipy_lfilter_rows
+
+needs_native = pytest.mark.skipif(not native.available(), reason="the C kernels are not built here")
+
+
+def test_available_backends_lists_the_pure_tensor_ones():
+    backends = available_backends()
+    assert backends[-2:] == ["block", "loop"]
+    assert ("native" in backends) == native.available()
+
+
+@needs_native
+def test_auto_picks_native_on_cpu():
+    assert resolve_backend("auto", torch.zeros(3, 10), order=2, batch_ndim=1) == "native"
+
+
+def test_auto_picks_block_where_native_cannot_run():
+    assert resolve_backend("auto", torch.zeros(3, 10, device="meta"), order=2, batch_ndim=1) == "block"
+    assert resolve_backend("auto", torch.zeros(3, 10), order=2, batch_ndim=native.MAX_DIMS + 1) == "block"
+    assert resolve_backend("auto", torch.zeros(3, 10), order=native.max_order() + 1, batch_ndim=1) == "block"
+
+
+@needs_native
+def test_native_for_a_problem_it_cannot_run_is_a_value_error():
+    with pytest.raises(ValueError, match=r"expected a problem the native backend supports .* order 40 .* available backends: \['native', 'block', 'loop'\]"):
+        lfilter_bank(
+            torch.zeros(2, 50), a_coeffs=torch.eye(1, 41)[0], b_coeffs=torch.ones(41), backend="native"
+        )
+
+
+def test_high_orders_fall_back_and_stay_exact(rng):
+    """Order 40 is past the native limit: "auto" still filters it (block), like scipy."""
+    order = max(native.max_order(), 8) + 8
+    a = torch.zeros(order + 1, dtype=torch.float64)
+    a[0], a[order] = 1.0, -0.5  # poles on a circle of radius 0.5 ** (1 / order)
+    b = torch.from_numpy(rng.normal(size=order + 1))
+    waveform = torch.from_numpy(rng.normal(size=(2, 300)))
+    y = lfilter_bank(waveform, a_coeffs=a, b_coeffs=b)
+    y_ref, _ = scipy_lfilter_rows(waveform, a, b)
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-9)
+
+
+def test_more_batch_dims_than_the_native_kernels_take(rng):
+    a, b = random_filter_bank(2, n_filters=1, rng=rng, max_radius=0.9)
+    waveform = torch.from_numpy(rng.normal(size=(1,) * 9 + (2, 40)))
+    y = lfilter_bank(waveform, a_coeffs=a[0], b_coeffs=b[0])
+    y_ref, _ = scipy_lfilter_rows(waveform, a[0], b[0])
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-10)
+
+
+@needs_native
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_native_threads_and_waveform_gradient_reduction(n_threads, rng, monkeypatch):
+    """Many filters adding into one waveform row, split over threads, sum exactly once.
+
+    Small SAMPLES_PER_THREAD forces threads on a small problem; the rows sharing a
+    waveform row straddle the threads' boundaries.
+    """
+    monkeypatch.setattr(native, "SAMPLES_PER_THREAD", 64)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        a, b = random_filter_bank(2, n_filters=37, rng=rng, max_radius=0.95)
+        waveform = torch.from_numpy(rng.normal(size=(3, 1, 150))).requires_grad_(True)
+        weights = torch.from_numpy(rng.normal(size=(3, 37, 150)))
+        grads = {}
+        for backend in ("native", "loop"):
+            a_leaf, b_leaf = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+            y = lfilter_bank(waveform, a_coeffs=a_leaf, b_coeffs=b_leaf, backend=backend)
+            grads[backend] = torch.autograd.grad((y * weights).sum(), (waveform, a_leaf, b_leaf))
+        for native_grad, loop_grad in zip(grads["native"], grads["loop"]):
+            torch.testing.assert_close(native_grad, loop_grad, rtol=1e-10, atol=1e-10)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_without_the_extension_everything_falls_back(tmp_path):
+    """With the kernels unavailable, "auto" runs the block algorithm and results hold."""
+    program = textwrap.dedent(
+        """
+        import numpy as np, scipy.signal, torch
+        import multi_lfilter
+        assert multi_lfilter.available_backends() == ["block", "loop"], multi_lfilter.available_backends()
+        try:
+            multi_lfilter.lfilter_bank(torch.zeros(3), torch.ones(1), torch.ones(1), backend="native")
+        except ValueError as error:
+            assert "one of ['block', 'loop']" in str(error), error
+        else:
+            raise AssertionError("backend='native' did not raise")
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=500)
+        a, b = np.array([1.0, -1.6, 0.8]), np.array([0.2, 0.1, 0.05])
+        y = multi_lfilter.lfilter_bank(torch.from_numpy(x), a_coeffs=torch.from_numpy(a), b_coeffs=torch.from_numpy(b))
+        assert np.abs(y.numpy() - scipy.signal.lfilter(b, a, x)).max() < 1e-10
+        print("fallback-ok")
+        """
+    )
+    environment = dict(os.environ, MULTI_LFILTER_DISABLE_NATIVE="1")
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=300, env=environment
+    )
+    assert result.returncode == 0, result.stderr
+    assert "fallback-ok" in result.stdout
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+def test_gradients_agree_across_backends(with_state, rng):
+    a, b = random_filter_bank(3, n_filters=4, rng=rng, max_radius=0.95)
+    waveform = torch.from_numpy(rng.normal(size=(2, 1, 300)))
+    zi = torch.from_numpy(rng.normal(size=(4, 3))) if with_state else None
+    weights = torch.from_numpy(rng.normal(size=(2, 4, 300)))
+    results = {}
+    for backend in available_backends():
+        leaves = [t.clone().requires_grad_(True) for t in (waveform, a, b) + ((zi,) if with_state else ())]
+        y, zf = lfilter_bank_with_state(*leaves[:3], zi=leaves[3] if with_state else None, backend=backend)
+        loss = (y * weights).sum() + zf.square().sum()
+        results[backend] = torch.autograd.grad(loss, leaves)
+    for backend, gradients in results.items():
+        for actual, expected in zip(gradients, results["loop"]):
+            torch.testing.assert_close(actual, expected, rtol=1e-8, atol=1e-8, msg=backend)
