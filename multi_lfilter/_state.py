@@ -34,23 +34,34 @@ def last_samples_reversed(signal: Tensor, count: int) -> Tensor:
 
 
 def final_state(
-    waveform: Tensor, y: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]
+    x_recent: Tensor,
+    y_recent: Tensor,
+    a_coeffs: Tensor,
+    b_coeffs: Tensor,
+    zi: Optional[Tensor],
+    length: int,
 ) -> Tensor:
-    """The final state ``zf`` of ``lfilter`` from the tails of its input and output.
+    """The final state ``zf`` of ``lfilter`` from the last samples of its input and output.
 
     .. math::
 
         z_f[k] = \\sum_{j=k+1}^{N} (b_j x[T + k - j] - a_j y[T + k - j]) + z_i[T + k],
 
     with samples before the start taken as zero and ``zi[n] = 0`` for ``n >= N``.
-    Shapes: ``waveform (..., T)``, ``y (..., T)``, coefficients ``(..., N + 1)``,
-    ``zi (..., N)``; returns the broadcast ``(..., N)``.
+
+    Args:
+        x_recent: ``(..., N)``, ``x[T - 1 - i]`` (see ``last_samples_reversed``).
+        y_recent: ``(..., N)``, ``y[T - 1 - i]``.
+        a_coeffs, b_coeffs: ``(..., N + 1)``.
+        zi: ``(..., N)`` or ``None``.
+        length: ``T``.
+
+    Returns:
+        The broadcast ``(..., N)``.
     """
     order = a_coeffs.shape[-1] - 1
-    length = waveform.shape[-1]
-    x_recent = last_samples_reversed(waveform, order).unsqueeze(-2)
-    y_recent = last_samples_reversed(y, order).unsqueeze(-2)
-    state = (hankel(b_coeffs) * x_recent).sum(-1) - (hankel(a_coeffs) * y_recent).sum(-1)
+    state = (hankel(b_coeffs) * x_recent.unsqueeze(-2)).sum(-1)
+    state = state - (hankel(a_coeffs) * y_recent.unsqueeze(-2)).sum(-1)
     if zi is not None and length < order:
         state = state + torch.nn.functional.pad(zi[..., length:], [0, length])
     return state

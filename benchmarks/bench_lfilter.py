@@ -1,0 +1,231 @@
+"""Side-by-side timings of multi_lfilter's backends and the alternatives, in one process.
+
+Contenders: each multi_lfilter backend, the TorchScript-scripted ``lfilter_bank``,
+``torchaudio.functional.lfilter`` (with ``batching=True`` on the expanded input, its
+fastest bank layout), a Python loop over time (direct form I, autograd through every
+step) and ``scipy.signal.lfilter`` (forward only, one call per filter). Workloads:
+
+- ``bank``: ``[32, 16000]`` through 128 band-pass biquads -> ``[32, 128, 16000]``;
+- ``streaming``: ``[1, 512]`` through the same 128 biquads;
+- ``wide``: ``[8, 16000]`` through 1024 biquads.
+
+Passes: forward, and forward+backward of ``loss = (y * g).sum()`` with gradients for
+``a`` and ``b``. Every figure is the median of ``--repeats`` runs; the *floor* is a
+fresh allocation plus fill of an output-sized tensor, the least a forward pass must
+do. Peak memory is the rise of the process's resident set during one extra run
+(Linux only). Prints one markdown table per workload, with ratios.
+
+Usage::
+
+    python benchmarks/bench_lfilter.py                   # everything (several minutes)
+    python benchmarks/bench_lfilter.py --workloads bank --dtypes float32
+    THP_MEM_ALLOC_ENABLE=1 python benchmarks/bench_lfilter.py   # huge pages for torch
+"""
+import argparse
+import math
+import platform
+import statistics
+import time
+import warnings
+
+import numpy as np
+import torch
+
+import multi_lfilter
+
+try:
+    import torchaudio.functional as torchaudio_functional
+except Exception:  # torchaudio missing, or built for another torch
+    torchaudio_functional = None
+try:
+    import scipy.signal as scipy_signal
+except ImportError:
+    scipy_signal = None
+
+WORKLOADS = {"bank": (32, 16000, 128), "streaming": (1, 512, 128), "wide": (8, 16000, 1024)}
+
+
+def bandpass_bank(n_filters, dtype, sample_rate=16000.0):
+    """``(a, b)`` ``(n_filters, 3)``: constant-peak band-pass biquads, log-spaced 50 Hz - 7 kHz."""
+    center = torch.logspace(math.log10(50.0), math.log10(7000.0), n_filters, dtype=torch.float64)
+    omega = 2 * math.pi * center / sample_rate
+    alpha = torch.sin(omega) / (2 * 4.0)
+    a = torch.stack([1 + alpha, -2 * torch.cos(omega), 1 - alpha], -1)
+    b = torch.stack([alpha, torch.zeros_like(alpha), -alpha], -1)
+    return a.to(dtype), b.to(dtype)
+
+
+def python_loop_over_time(waveform, a, b):
+    """Direct form I, one Python iteration per sample: ``(B, T)`` x ``(C, K)`` -> ``(B, C, T)``."""
+    a0 = a[:, :1]
+    a, b = a / a0, b / a0
+    order = a.shape[-1] - 1
+    past_x = [torch.zeros(waveform.shape[0], 1, dtype=waveform.dtype)] * order
+    past_y = [torch.zeros(waveform.shape[0], a.shape[0], dtype=waveform.dtype)] * order
+    outputs = []
+    for n in range(waveform.shape[-1]):
+        sample = waveform[:, n : n + 1]
+        y = b[:, 0] * sample
+        for k in range(order):
+            y = y + b[:, k + 1] * past_x[k] - a[:, k + 1] * past_y[k]
+        past_x = [sample] + past_x[:-1]
+        past_y = [y] + past_y[:-1]
+        outputs.append(y)
+    return torch.stack(outputs, -1)
+
+
+def scipy_bank(waveform, a, b):
+    x = waveform.numpy()
+    return [scipy_signal.lfilter(b[c].numpy(), a[c].numpy(), x, axis=-1) for c in range(a.shape[0])]
+
+
+def contenders(waveform, a, b):
+    """name -> (forward function, supports backward)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        scripted = torch.jit.script(multi_lfilter.lfilter_bank)
+    found = {}
+    for backend in multi_lfilter.available_backends():
+        found[f"multi_lfilter {backend}"] = (
+            lambda a, b, backend=backend: multi_lfilter.lfilter_bank(waveform.unsqueeze(-2), a, b, backend=backend),
+            True,
+        )
+    found["multi_lfilter scripted"] = (lambda a, b: scripted(waveform.unsqueeze(-2), a, b), True)
+    if torchaudio_functional is not None:
+        batch, length = waveform.shape
+        found["torchaudio lfilter"] = (
+            lambda a, b: torchaudio_functional.lfilter(
+                waveform.unsqueeze(-2).expand(batch, a.shape[0], length), a, b, clamp=False, batching=True
+            ),
+            True,
+        )
+    found["python loop"] = (lambda a, b: python_loop_over_time(waveform, a, b), True)
+    if scipy_signal is not None:
+        found["scipy"] = (lambda a, b: scipy_bank(waveform, a, b), False)
+    return found
+
+
+def median_seconds(function, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _status_kib(field):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def peak_rise_bytes(function):
+    """Rise of the resident set's high-water mark during one call (None off Linux)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")  # resets VmHWM to the current resident set
+        before = _status_kib("VmRSS:")
+        function()
+        return (_status_kib("VmHWM:") - before) * 1024
+    except OSError:
+        return None
+
+
+def run_workload(name, dtype, repeats, skip):
+    batch, length, n_filters = WORKLOADS[name]
+    torch.manual_seed(0)
+    waveform = torch.randn(batch, length, dtype=dtype)
+    a, b = bandpass_bank(n_filters, dtype)
+    output_shape = (batch, n_filters, length)
+    output_bytes = batch * n_filters * length * waveform.element_size()
+    upstream = torch.randn(output_shape, dtype=dtype)
+    # Slow contenders get fewer runs on big workloads (they still get at least 3).
+    slow_repeats = max(3, repeats // 2) if batch * n_filters * length > 1e7 else repeats
+
+    floor = median_seconds(lambda: torch.empty(output_shape, dtype=dtype).fill_(1.0), repeats)
+    rows = [("floor (allocate + fill output)", floor, None, None)]
+    for contender, (forward, differentiable) in contenders(waveform, a, b).items():
+        if any(word in contender for word in skip):
+            continue
+        count = slow_repeats if contender in ("python loop", "multi_lfilter loop", "scipy") else repeats
+
+        def forward_only():
+            with torch.no_grad():
+                forward(a, b)
+
+        def forward_backward():
+            a_leaf, b_leaf = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+            (forward(a_leaf, b_leaf) * upstream).sum().backward()
+
+        forward_only()  # warm-up: compilation, lazy scripting, page cache
+        fwd = median_seconds(forward_only, count)
+        fwd_bwd = median_seconds(forward_backward, count) if differentiable else None
+        peak = peak_rise_bytes(forward_backward if differentiable else forward_only)
+        rows.append((contender, fwd, fwd_bwd, peak))
+    return rows, output_bytes
+
+
+def format_table(name, dtype, rows, output_bytes):
+    baseline = {row[0]: row for row in rows}.get("torchaudio lfilter")
+    floor = rows[0][1]
+    lines = [
+        f"### {name} {WORKLOADS[name][:2]} x {WORKLOADS[name][2]} filters, {str(dtype).replace('torch.', '')}",
+        "",
+        "| contender | forward | fwd / floor | torchaudio / fwd | fwd+bwd | torchaudio / fwd+bwd | peak (fwd+bwd) / output |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+
+    def ms(seconds):
+        if seconds is None:
+            return "-"
+        return f"{seconds * 1e3:.3g} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.3g} µs"
+
+    def ratio(numerator, denominator):
+        return "-" if numerator is None or denominator is None else f"{numerator / denominator:.2f}x"
+
+    for contender, fwd, fwd_bwd, peak in rows:
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    contender,
+                    ms(fwd),
+                    ratio(fwd, floor),
+                    ratio(baseline[1], fwd) if baseline else "-",
+                    ms(fwd_bwd),
+                    ratio(baseline[2], fwd_bwd) if baseline else "-",
+                    "-" if peak is None else f"{peak / output_bytes:.2f}",
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
+    parser.add_argument("--dtypes", nargs="+", choices=["float32", "float64"], default=["float32", "float64"])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip", nargs="*", default=[], help="skip contenders whose name contains a word")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {args.threads} threads, "
+        f"torch {torch.__version__}, numpy {np.__version__}, "
+        f"multi_lfilter backends {multi_lfilter.available_backends()}\n"
+    )
+    for name in args.workloads:
+        for dtype_name in args.dtypes:
+            dtype = getattr(torch, dtype_name)
+            rows, output_bytes = run_workload(name, dtype, args.repeats, args.skip)
+            print(format_table(name, dtype, rows, output_bytes) + "\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()
