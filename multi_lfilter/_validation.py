@@ -91,17 +91,14 @@ def check_filter_inputs(
         raise ValueError(message)
 
 
-def check_leading_coefficient(a_coeffs: Tensor) -> None:
-    """Raise ``ValueError`` where any ``a_coeffs[..., 0]`` is zero (the filter is undefined)."""
-    if bool((a_coeffs[..., 0] == 0).any()):
-        raise ValueError(
-            "expected a_coeffs[..., 0] != 0 (coefficients are normalised by it), got a zero "
-            f"in a_coeffs of shape {list(a_coeffs.shape)}"
-        )
-
-
-def normalize_coefficients(a_coeffs: Tensor, b_coeffs: Tensor) -> Tuple[Tensor, Tensor]:
+def normalize_coefficients(
+    a_coeffs: Tensor, b_coeffs: Tensor, check_leading: bool = True
+) -> Tuple[Tensor, Tensor]:
     """Zero-pad ``a`` and ``b`` to one length ``K`` and divide both by ``a[..., 0]``, in float64.
+
+    Raises ``ValueError`` where any ``a[..., 0]`` is zero (the filter is undefined),
+    unless ``check_leading`` is False: that check reads the data, which a
+    ``torch.compile`` graph cannot do without breaking.
 
     Filters with poles near the unit circle are very sensitive to their coefficients:
     rounding ``a / a0`` to float32 alone moves a float32 result by up to 1e-3 of max|y|.
@@ -116,4 +113,9 @@ def normalize_coefficients(a_coeffs: Tensor, b_coeffs: Tensor) -> Tuple[Tensor, 
     if b_coeffs.shape[-1] < length:
         b_coeffs = torch.nn.functional.pad(b_coeffs, [0, length - b_coeffs.shape[-1]])
     leading = a_coeffs[..., :1]
+    if check_leading and bool((leading == 0).any()):
+        raise ValueError(
+            "expected a_coeffs[..., 0] != 0 (coefficients are normalised by it), got a zero "
+            f"in a_coeffs of shape {list(a_coeffs.shape)}"
+        )
     return a_coeffs / leading, b_coeffs / leading

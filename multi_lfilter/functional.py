@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ._op import filter_op
-from ._validation import check_filter_inputs, check_leading_coefficient, normalize_coefficients
+from ._validation import check_filter_inputs, normalize_coefficients
 from .backends.dispatch import backend_module, resolve_backend
 from .backends.block import BLOCK_LENGTH, filter_block
 from .backends.loop import filter_loop
@@ -111,11 +111,11 @@ def lfilter_bank_with_state(
     """
     check_filter_inputs(waveform, a_coeffs, b_coeffs, zi)
     if torch.jit.is_scripting():
-        check_leading_coefficient(a_coeffs)
-    elif not torch.compiler.is_compiling():
-        # A data-dependent check would break a torch.compile graph: skipped there.
-        check_leading_coefficient(a_coeffs)
-    a_normalised, b_normalised = normalize_coefficients(a_coeffs, b_coeffs)
+        check_leading = True
+    else:
+        # The zero-a0 check reads the data, which would break a torch.compile graph.
+        check_leading = not torch.compiler.is_compiling()
+    a_normalised, b_normalised = normalize_coefficients(a_coeffs, b_coeffs, check_leading)
 
     if torch.jit.is_scripting():
         return _scripted_filter(waveform, a_normalised, b_normalised, zi, backend)

@@ -132,3 +132,39 @@ def test_gradients_agree_across_backends(with_state, rng):
     for backend, gradients in results.items():
         for actual, expected in zip(gradients, results["loop"]):
             torch.testing.assert_close(actual, expected, rtol=1e-8, atol=1e-8, msg=backend)
+
+
+def _resident_high_water_rise(function):
+    """Bytes the resident set's high-water mark rises during ``function()`` (Linux)."""
+
+    def status_kib(field):
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith(field))
+
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # reset VmHWM to the current resident set
+    before = status_kib("VmRSS:")
+    function()
+    return (status_kib("VmHWM:") - before) * 1024
+
+
+@needs_native
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux's /proc/self/clear_refs")
+def test_native_memory_is_the_output_and_nothing_the_size_of_it_besides():
+    """No copy of the waveform per filter, no output-sized temporaries in either kernel."""
+    waveform = torch.randn(8, 1, 40000)
+    a = torch.tensor([1.0, -1.8, 0.9], dtype=torch.float64).repeat(64, 1)
+    b = torch.rand(64, 3, dtype=torch.float64)
+    output_bytes = 8 * 64 * 40000 * 4
+    results = {}
+
+    def forward():
+        results["y"], _ = native.forward(waveform, a, b, None)
+
+    assert _resident_high_water_rise(forward) < 1.2 * output_bytes
+    upstream = torch.randn(8, 64, 40000)
+
+    def adjoint():
+        native.adjoint(upstream, None, waveform, a, b, results["y"], None, (True, True, True, False))
+
+    assert _resident_high_water_rise(adjoint) < 0.2 * output_bytes

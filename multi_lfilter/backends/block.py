@@ -145,9 +145,9 @@ def filter_block(
 ) -> Tuple[Tensor, Tensor]:
     """Filter with normalised float64 coefficients by blocks; see the module doc.
 
-    One block at a time, so the only output-sized allocation is the output itself
-    (measured on 2 CPU cores: the all-blocks-at-once version spent most of its time
-    page-faulting in float64 temporaries).
+    One block at a time, so no float64 temporary is the size of the output (measured
+    on 2 CPU cores: the all-blocks-at-once version spent most of its time
+    page-faulting in such temporaries); the blocks and the joined output are.
 
     Args:
         waveform: ``(..., T)``.
@@ -166,8 +166,6 @@ def filter_block(
     padded = torch.nn.functional.pad(waveform.double(), [order, 0])
     if zi is not None:
         zi = zi.double()
-    y = torch.empty(batch + [length], dtype=waveform.dtype, device=waveform.device)
-
     layout = MatrixLayout(batch, a_coeffs)
     impulse_response, zero_input = block_responses(a_coeffs, block_length)
     # Row-vector form: y_block = v_block @ T^T + history @ O^T, per filter.
@@ -176,13 +174,16 @@ def filter_block(
     history = torch.zeros(
         [layout.n_filters, layout.n_rows, order], dtype=torch.float64, device=waveform.device
     )
+    # Blocks are joined once at the end: under autograd (the TorchScript path) writing
+    # each into a slice of one output would copy the output's gradient per block.
+    blocks: List[Tensor] = []
     for start in range(0, length, block_length):
         count = min(block_length, length - start)
         v = layout.to_matrix(fir_with_injection(padded, b_coeffs, zi, start, count))
         block = torch.baddbmm(
             torch.bmm(v, from_rest[:, :count, :count]), history, from_history[:, :, :count]
         )
-        y[..., start : start + count] = layout.from_matrix(block)
+        blocks.append(layout.from_matrix(block).to(waveform.dtype))
         # The new history: the last N outputs, most recent first (older ones carry on
         # where the block is shorter than the order).
         recent = block[..., max(count - order, 0) :].flip(-1)
@@ -190,6 +191,10 @@ def filter_block(
 
     x_recent = last_samples_reversed(padded[..., order:], order)
     zf = final_state(x_recent, layout.from_matrix(history), a_coeffs, b_coeffs, zi, length)
+    if length == 0:
+        y = torch.zeros(batch + [0], dtype=waveform.dtype, device=waveform.device)
+    else:
+        y = torch.cat(blocks, -1)
     return y, zf.expand(batch + [order]).to(waveform.dtype).contiguous()
 
 
