@@ -25,6 +25,9 @@ MAX_DIMS = 8
 DISABLE_VARIABLE = "MULTI_LFILTER_DISABLE_NATIVE"
 # Below this many output samples per thread, starting a thread costs more than it saves.
 SAMPLES_PER_THREAD = 1 << 17
+# Outputs from this size on are backed by huge pages where the OS allows it (see
+# mlf_advise_huge_pages in the C source): their first write is mostly page faults.
+HUGE_PAGE_OUTPUT_BYTES = 8 << 20
 
 
 class _View(ctypes.Structure):
@@ -84,6 +87,8 @@ def _load_library():
     library.mlf_max_order.restype = ctypes.c_int64
     if library.mlf_problem_size() != ctypes.sizeof(_Problem):
         return None  # built from another version of the kernels: refuse rather than crash
+    library.mlf_advise_huge_pages.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+    library.mlf_advise_huge_pages.restype = ctypes.c_int
     for name in ("mlf_forward", "mlf_adjoint"):
         function = getattr(library, name)
         function.argtypes = [ctypes.POINTER(_Problem)]
@@ -165,6 +170,9 @@ def forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[T
     order = a_coeffs.shape[-1] - 1
     length = waveform.shape[-1]
     y = torch.empty(batch + [length], dtype=waveform.dtype)
+    output_bytes = y.numel() * y.element_size()
+    if output_bytes >= HUGE_PAGE_OUTPUT_BYTES:
+        _LIBRARY.mlf_advise_huge_pages(y.data_ptr(), output_bytes)
     zf = torch.empty(batch + [order], dtype=waveform.dtype)
     zi_double = zi.double() if zi is not None else None  # tiny; keeps one dtype in C
 

@@ -32,6 +32,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* Runtime choice of instruction set: the kernels are compiled for AVX-512, AVX2+FMA and
  * baseline x86-64, and the loader picks the best the CPU has. The build flags stay
@@ -651,6 +652,28 @@ static int run(const mlf_problem *p, int adjoint)
 int mlf_forward(const mlf_problem *problem) { return run(problem, 0); }
 
 int mlf_adjoint(const mlf_problem *problem) { return run(problem, 1); }
+
+/* Asks the OS to back the 2 MiB-aligned inside of a fresh, untouched buffer with huge
+ * pages. The forward kernel writes an output that is often hundreds of megabytes and
+ * was just allocated: with 4 KiB pages, the page faults of that first write cost more
+ * than the filtering (measured: 75-150 ms for 262 MB on a 2-core machine, against
+ * about 15 ms of arithmetic). Returns madvise's status; a no-op returning 0 where the
+ * system has no such advice. */
+int mlf_advise_huge_pages(void *data, int64_t bytes)
+{
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    const uintptr_t begin = ((uintptr_t)data + huge - 1) & ~(huge - 1);
+    const uintptr_t end = ((uintptr_t)data + (uintptr_t)bytes) & ~(huge - 1);
+    if (end <= begin)
+        return 0;
+    return madvise((void *)begin, end - begin, MADV_HUGEPAGE);
+#else
+    (void)data;
+    (void)bytes;
+    return 0;
+#endif
+}
 
 /* Lets the Python side check that its struct mirror has the same layout. */
 int64_t mlf_problem_size(void) { return (int64_t)sizeof(mlf_problem); }
