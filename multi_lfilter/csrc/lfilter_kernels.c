@@ -679,5 +679,3 @@ int mlf_advise_huge_pages(void *data, int64_t bytes)
 int64_t mlf_problem_size(void) { return (int64_t)sizeof(mlf_problem); }
 
 int64_t mlf_max_order(void) { return MAX_ORDER; }
-
-int64_t mlf_max_dims(void) { return MAX_DIMS; }
