@@ -25,7 +25,7 @@ class BankModel(torch.nn.Module):
 
 
 @pytest.mark.parametrize("backend", ["auto", "loop", "block"])
-@pytest.mark.parametrize("length", [100, 600], ids=["short-loop", "long-block"])
+@pytest.mark.parametrize("length", [100, 1500], ids=["short-loop", "long-block"])
 def test_scripted_functions_match_eager(backend, length, rng):
     """Under TorchScript "auto" runs the loop for short signals, the block algorithm for long."""
     a, b = random_filter_bank(3, n_filters=4, rng=rng, max_radius=0.95)
