@@ -7,10 +7,19 @@ Example:
     >>> multi_lfilter.lfilter_bank(torch.randn(4, 1, 1000), a_coeffs=a, b_coeffs=b).shape
     torch.Size([4, 2, 1000])
 """
+from . import design
 from .backends.dispatch import available_backends
 from .compat import lfilter
+from .design import freqz_bank
 from .functional import lfilter_bank, lfilter_bank_with_state
 
-__all__ = ["available_backends", "lfilter", "lfilter_bank", "lfilter_bank_with_state"]
+__all__ = [
+    "available_backends",
+    "design",
+    "freqz_bank",
+    "lfilter",
+    "lfilter_bank",
+    "lfilter_bank_with_state",
+]
 
 __version__ = "0.1.0"

@@ -1,0 +1,213 @@
+"""Differentiable filter design: cookbook biquads, centre-frequency spacings, responses.
+
+Every function takes tensors (or numbers) that broadcast, and gradients flow to every
+tensor parameter, so filter banks can be learnt through their centre frequencies, Qs
+and gains. Shapes use ``C`` for filters and ``F`` for frequencies.
+"""
+import math
+from typing import Tuple, Union
+
+import torch
+from torch import Tensor
+
+Number = Union[float, Tensor]
+
+BIQUAD_KINDS = (
+    "lowpass",
+    "highpass",
+    "bandpass",
+    "bandpass_peak",
+    "notch",
+    "allpass",
+    "peaking",
+    "lowshelf",
+    "highshelf",
+)
+SCALES = ("linear", "log", "mel", "erb")
+
+
+def _as_tensors(*values: Number):
+    """Tensors of one floating dtype (the first tensor's, else the default dtype)."""
+    dtype = next((v.dtype for v in values if isinstance(v, Tensor)), torch.get_default_dtype())
+    device = next((v.device for v in values if isinstance(v, Tensor)), None)
+    return [torch.as_tensor(v, dtype=dtype, device=device) for v in values]
+
+
+def biquad_coeffs(
+    kind: str,
+    sample_rate: float,
+    center_freq: Number,
+    q: Number = 0.7071,
+    gain_db: Number = 0.0,
+) -> Tuple[Tensor, Tensor]:
+    r"""Biquad coefficients from the Audio EQ Cookbook (R. Bristow-Johnson).
+
+    With :math:`\omega_0 = 2\pi f_0 / f_s`, :math:`\alpha = \sin\omega_0 / (2Q)` and
+    :math:`A = 10^{g/40}`, e.g. the low-pass is
+    :math:`b = [(1 - \cos\omega_0)/2,\ 1 - \cos\omega_0,\ (1 - \cos\omega_0)/2]`,
+    :math:`a = [1 + \alpha,\ -2\cos\omega_0,\ 1 - \alpha]`.
+
+    Args:
+        kind: one of ``"lowpass"``, ``"highpass"``, ``"bandpass"`` (constant skirt
+            gain, peak gain ``Q``), ``"bandpass_peak"`` (0 dB peak), ``"notch"``,
+            ``"allpass"``, ``"peaking"``, ``"lowshelf"``, ``"highshelf"``.
+        sample_rate: in Hz.
+        center_freq: ``(...)`` centre (or cut-off) frequency in Hz, in (0, Nyquist).
+        q: ``(...)`` quality factor (for shelves, the cookbook's Q form).
+        gain_db: ``(...)`` gain in dB for ``"peaking"`` and the shelves (ignored by
+            the others).
+
+    Returns:
+        ``(b, a)``, each ``(..., 3)``: the broadcast of the parameters' shapes, not
+        normalised (``a[..., 0] != 1``; :func:`multi_lfilter.lfilter_bank` normalises).
+
+    Raises:
+        ValueError: for an unknown ``kind``, listing the kinds.
+
+    Example:
+        >>> import torch
+        >>> from multi_lfilter.design import biquad_coeffs
+        >>> b, a = biquad_coeffs("bandpass_peak", 16000, torch.tensor([250.0, 1000.0, 4000.0]), q=2.0)
+        >>> b.shape, a.shape
+        (torch.Size([3, 3]), torch.Size([3, 3]))
+    """
+    if kind not in BIQUAD_KINDS:
+        raise ValueError(f"expected kind to be one of {list(BIQUAD_KINDS)}, got {kind!r}")
+    center_freq, q, gain_db = _as_tensors(center_freq, q, gain_db)
+    omega = 2 * math.pi * center_freq / sample_rate
+    cos, sin = torch.cos(omega), torch.sin(omega)
+    alpha = sin / (2 * q)
+    one = torch.ones_like(alpha)
+    if kind == "lowpass":
+        b = [(1 - cos) / 2, 1 - cos, (1 - cos) / 2]
+        a = [1 + alpha, -2 * cos, 1 - alpha]
+    elif kind == "highpass":
+        b = [(1 + cos) / 2, -(1 + cos), (1 + cos) / 2]
+        a = [1 + alpha, -2 * cos, 1 - alpha]
+    elif kind == "bandpass":
+        b = [sin / 2, 0 * alpha, -sin / 2]
+        a = [1 + alpha, -2 * cos, 1 - alpha]
+    elif kind == "bandpass_peak":
+        b = [alpha, 0 * alpha, -alpha]
+        a = [1 + alpha, -2 * cos, 1 - alpha]
+    elif kind == "notch":
+        b = [one, -2 * cos, one]
+        a = [1 + alpha, -2 * cos, 1 - alpha]
+    elif kind == "allpass":
+        b = [1 - alpha, -2 * cos, 1 + alpha]
+        a = [1 + alpha, -2 * cos, 1 - alpha]
+    else:
+        amplitude = torch.pow(10.0, gain_db / 40)
+        if kind == "peaking":
+            b = [1 + alpha * amplitude, -2 * cos, 1 - alpha * amplitude]
+            a = [1 + alpha / amplitude, -2 * cos, 1 - alpha / amplitude]
+        else:
+            root = 2 * torch.sqrt(amplitude) * alpha
+            plus, minus = amplitude + 1, amplitude - 1
+            # The high shelf is the low shelf with cos -> -cos and the odd taps negated.
+            sign = 1 if kind == "lowshelf" else -1
+            b = [
+                amplitude * (plus - sign * minus * cos + root),
+                sign * 2 * amplitude * (minus - sign * plus * cos),
+                amplitude * (plus - sign * minus * cos - root),
+            ]
+            a = [
+                plus + sign * minus * cos + root,
+                -sign * 2 * (minus + sign * plus * cos),
+                plus + sign * minus * cos - root,
+            ]
+    shape = torch.broadcast_shapes(*[t.shape for t in b + a])
+    return (
+        torch.stack([t.expand(shape) for t in b], -1),
+        torch.stack([t.expand(shape) for t in a], -1),
+    )
+
+
+def center_frequencies(
+    n_filters: int, f_min: float, f_max: float, scale: str = "mel", dtype: torch.dtype = None
+) -> Tensor:
+    """``n_filters`` frequencies from ``f_min`` to ``f_max`` (both included), evenly spaced
+    on a perceptual or plain scale.
+
+    Args:
+        n_filters: how many.
+        f_min, f_max: in Hz, ``0 <= f_min < f_max``.
+        scale: ``"linear"``, ``"log"`` (geometric; ``f_min > 0``), ``"mel"`` (HTK:
+            ``2595 log10(1 + f / 700)``) or ``"erb"`` (Glasberg & Moore ERB-rate:
+            ``21.4 log10(1 + 0.00437 f)``).
+        dtype: of the result (default dtype if ``None``).
+
+    Returns:
+        ``(n_filters,)``, increasing.
+
+    Raises:
+        ValueError: for an unknown scale or an invalid range.
+
+    Example:
+        >>> from multi_lfilter.design import center_frequencies
+        >>> center_frequencies(3, 100.0, 400.0, scale="log")
+        tensor([100., 200., 400.])
+    """
+    if scale not in SCALES:
+        raise ValueError(f"expected scale to be one of {list(SCALES)}, got {scale!r}")
+    if not 0 <= f_min < f_max or (scale == "log" and f_min <= 0):
+        raise ValueError(
+            f"expected 0 {'<' if scale == 'log' else '<='} f_min < f_max for scale {scale!r}, "
+            f"got f_min={f_min}, f_max={f_max}"
+        )
+    dtype = dtype or torch.get_default_dtype()
+    forward, inverse = {
+        "linear": (lambda f: f, lambda u: u),
+        "log": (math.log, torch.exp),
+        "mel": (lambda f: 2595 * math.log10(1 + f / 700), lambda m: 700 * (10 ** (m / 2595) - 1)),
+        "erb": (
+            lambda f: 21.4 * math.log10(1 + 0.00437 * f),
+            lambda e: (10 ** (e / 21.4) - 1) / 0.00437,
+        ),
+    }[scale]
+    positions = torch.linspace(forward(f_min), forward(f_max), n_filters, dtype=torch.float64)
+    frequencies = inverse(positions)
+    # Pin the ends exactly: the round trip through the scale is only close.
+    frequencies[0], frequencies[-1] = f_min, f_max
+    return frequencies.to(dtype)
+
+
+def freqz_bank(
+    b_coeffs: Tensor, a_coeffs: Tensor, n_freqs: int = 512, sample_rate: float = None
+) -> Tuple[Tensor, Tensor]:
+    r"""Frequency responses of a bank of filters, like :func:`scipy.signal.freqz` per filter.
+
+    .. math::
+
+        H(e^{j\omega}) = \frac{\sum_k b_k e^{-j\omega k}}{\sum_k a_k e^{-j\omega k}},
+        \qquad \omega = \pi n / F,\ n = 0, \dots, F - 1.
+
+    Args:
+        b_coeffs: ``(..., Kb)`` numerators.
+        a_coeffs: ``(..., Ka)`` denominators; leading dims broadcast with ``b``'s.
+        n_freqs: ``F``, frequencies from 0 up to (not including) Nyquist (scipy's
+            ``worN=F``).
+        sample_rate: where given, ``freqs`` are in Hz; else in radians per sample.
+
+    Returns:
+        ``(freqs, response)``: ``(F,)`` real and the complex ``(..., F)``.
+
+    Example:
+        >>> import torch
+        >>> from multi_lfilter import freqz_bank
+        >>> freqs, response = freqz_bank(torch.tensor([0.5, 0.5]), torch.tensor([1.0, 0.0]), n_freqs=4)
+        >>> response.abs()
+        tensor([1.0000, 0.9239, 0.7071, 0.3827])
+    """
+    real = torch.promote_types(b_coeffs.dtype, a_coeffs.dtype)
+    omega = torch.arange(n_freqs, dtype=real, device=b_coeffs.device) * (math.pi / n_freqs)
+
+    def polynomial(coeffs: Tensor) -> Tensor:
+        taps = torch.arange(coeffs.shape[-1], dtype=real, device=coeffs.device)
+        phase = -omega.unsqueeze(-1) * taps  # (F, K)
+        kernel = torch.polar(torch.ones_like(phase), phase)
+        return (coeffs.to(kernel.dtype).unsqueeze(-2) * kernel).sum(-1)
+
+    response = polynomial(b_coeffs) / polynomial(a_coeffs)
+    freqs = omega if sample_rate is None else omega * (sample_rate / (2 * math.pi))
+    return freqs, response
