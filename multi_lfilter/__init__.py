@@ -9,6 +9,7 @@ Example:
 """
 from . import design
 from .backends.dispatch import available_backends
+from .cascades import filtfilt_bank, lfilter_zi_bank, sosfilt_bank, sosfilt_bank_with_state
 from .compat import lfilter
 from .design import freqz_bank
 from .functional import lfilter_bank, lfilter_bank_with_state
@@ -16,10 +17,14 @@ from .functional import lfilter_bank, lfilter_bank_with_state
 __all__ = [
     "available_backends",
     "design",
+    "filtfilt_bank",
     "freqz_bank",
     "lfilter",
     "lfilter_bank",
     "lfilter_bank_with_state",
+    "lfilter_zi_bank",
+    "sosfilt_bank",
+    "sosfilt_bank_with_state",
 ]
 
 __version__ = "0.1.0"

@@ -1,0 +1,171 @@
+"""Second-order-section cascades, steady-state initial conditions and zero-phase filtering.
+
+Built on :func:`multi_lfilter.lfilter_bank_with_state`, so they broadcast, run on every
+backend, differentiate and script the same way. ``S`` is the number of sections.
+"""
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .functional import lfilter_bank_with_state
+
+
+def _check_sos(sos: Tensor) -> None:
+    if sos.dim() < 2 or sos.shape[-1] != 6:
+        raise ValueError(f"expected sos of shape (..., S, 6), got {list(sos.shape)}")
+
+
+def sosfilt_bank_with_state(
+    waveform: Tensor, sos: Tensor, zi: Optional[Tensor] = None, backend: str = "auto"
+) -> Tuple[Tensor, Tensor]:
+    """Filter through cascades of second-order sections, like :func:`scipy.signal.sosfilt`.
+
+    Each section is a biquad, ``sos[..., s, :] = [b0, b1, b2, a0, a1, a2]``; section
+    ``s`` filters the output of section ``s - 1``. Cascades keep high-order filters
+    accurate where one long direct form would not (its coefficients are ill-conditioned).
+
+    Args:
+        waveform: ``(..., T)``.
+        sos: ``(..., S, 6)``; leading dims broadcast with the waveform's.
+        zi: ``(..., S, 2)`` initial states (scipy's layout), or ``None`` for zeros.
+        backend: as for :func:`multi_lfilter.lfilter_bank`.
+
+    Returns:
+        ``(y, zf)``: ``(*batch, T)`` and the final states ``(*batch, S, 2)``.
+
+    Raises:
+        ValueError: for an ``sos`` that is not ``(..., S, 6)``, and everything
+            :func:`multi_lfilter.lfilter_bank` raises.
+
+    Example:
+        >>> import torch
+        >>> from multi_lfilter import sosfilt_bank_with_state
+        >>> sos = torch.tensor([[0.2, 0.4, 0.2, 1.0, -0.6, 0.3], [1.0, -1.0, 0.0, 1.0, -0.9, 0.0]])
+        >>> y, zf = sosfilt_bank_with_state(torch.randn(4, 100), sos)
+        >>> y.shape, zf.shape
+        (torch.Size([4, 100]), torch.Size([4, 2, 2]))
+    """
+    _check_sos(sos)
+    n_sections = sos.shape[-2]
+    if zi is not None and (zi.dim() < 2 or zi.shape[-2] != n_sections or zi.shape[-1] != 2):
+        raise ValueError(
+            f"expected zi of shape (..., {n_sections}, 2) for {n_sections} sections, got {list(zi.shape)}"
+        )
+    states = []
+    y = waveform
+    for section in range(n_sections):
+        coefficients = sos[..., section, :]
+        section_zi = zi[..., section, :] if zi is not None else None
+        y, state = lfilter_bank_with_state(
+            y, coefficients[..., 3:], coefficients[..., :3], section_zi, backend
+        )
+        states.append(state)
+    batch = y.shape[:-1]
+    return y, torch.stack([state.expand(batch + (2,)) for state in states], -2)
+
+
+def sosfilt_bank(
+    waveform: Tensor, sos: Tensor, zi: Optional[Tensor] = None, backend: str = "auto"
+) -> Tensor:
+    """:func:`sosfilt_bank_with_state` without the final states.
+
+    Example:
+        >>> import torch
+        >>> from multi_lfilter import sosfilt_bank
+        >>> sos = torch.tensor([[0.2, 0.4, 0.2, 1.0, -0.6, 0.3]]).repeat(8, 1, 1)   # 8 banks of 1 section
+        >>> sosfilt_bank(torch.randn(3, 1, 50), sos).shape
+        torch.Size([3, 8, 50])
+    """
+    y, _ = sosfilt_bank_with_state(waveform, sos, zi, backend)
+    return y
+
+
+def lfilter_zi_bank(a_coeffs: Tensor, b_coeffs: Tensor) -> Tensor:
+    """Steady-state initial state for a unit step, like :func:`scipy.signal.lfilter_zi`.
+
+    Solves ``(I - A^T) zi = b[1:] - a[1:] b[0]`` with ``A`` the companion matrix of the
+    normalised denominator; ``zi * x[0]`` starts a filter as if ``x[0]`` had always been
+    its input.
+
+    Args:
+        a_coeffs: ``(..., Ka)``, ``a[..., 0] != 0``.
+        b_coeffs: ``(..., Kb)``; leading dims broadcast with ``a``'s.
+
+    Returns:
+        ``(..., N)`` with ``N = max(Ka, Kb) - 1``.
+
+    Example:
+        >>> import torch
+        >>> from multi_lfilter import lfilter_zi_bank
+        >>> lfilter_zi_bank(torch.tensor([1.0, -0.5]), torch.tensor([0.5, 0.0]))
+        tensor([0.5000])
+    """
+    length = max(a_coeffs.shape[-1], b_coeffs.shape[-1])
+    a = torch.nn.functional.pad(a_coeffs, [0, length - a_coeffs.shape[-1]])
+    b = torch.nn.functional.pad(b_coeffs, [0, length - b_coeffs.shape[-1]])
+    a, b = torch.broadcast_tensors(a / a[..., :1], b / a[..., :1])
+    order = length - 1
+    if order == 0:
+        return a[..., :0].clone()
+    # I - A^T, A the companion matrix: first row -a[1:], ones below the diagonal.
+    identity = torch.eye(order, dtype=a.dtype, device=a.device)
+    shifted = torch.diag(torch.ones(order - 1, dtype=a.dtype, device=a.device), 1)
+    companion_t = shifted.expand(a.shape[:-1] + (order, order)).clone()
+    companion_t[..., :, 0] = -a[..., 1:]
+    rhs = b[..., 1:] - a[..., 1:] * b[..., :1]
+    return torch.linalg.solve(identity - companion_t, rhs)
+
+
+def _odd_extension(waveform: Tensor, length: int) -> Tensor:
+    """scipy's ``odd_ext``: ``2 x[0] - x[n:0:-1]`` before, ``2 x[-1] - x[-2:-n-2:-1]`` after."""
+    first, last = waveform[..., :1], waveform[..., -1:]
+    before = 2 * first - waveform[..., 1 : length + 1].flip(-1)
+    after = 2 * last - waveform[..., -length - 1 : -1].flip(-1)
+    return torch.cat([before, waveform, after], -1)
+
+
+def filtfilt_bank(
+    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, backend: str = "auto"
+) -> Tensor:
+    """Zero-phase filtering, forward then backward, like :func:`scipy.signal.filtfilt`.
+
+    With scipy's defaults: the signal is extended by odd reflection of
+    ``3 * max(Ka, Kb)`` samples at both ends, and each pass starts from the steady
+    state (:func:`lfilter_zi_bank`) scaled by its first sample.
+
+    Args:
+        waveform: ``(..., T)`` with ``T > 3 * max(Ka, Kb)``.
+        a_coeffs: ``(..., Ka)``.
+        b_coeffs: ``(..., Kb)``.
+        backend: as for :func:`multi_lfilter.lfilter_bank`.
+
+    Returns:
+        ``(*batch, T)``.
+
+    Raises:
+        ValueError: for a signal too short to extend, and everything
+            :func:`multi_lfilter.lfilter_bank` raises.
+
+    Example:
+        >>> import torch
+        >>> from multi_lfilter import filtfilt_bank
+        >>> filtfilt_bank(torch.randn(2, 1, 100), torch.tensor([[1.0, -0.8]]), torch.tensor([[0.2, 0.0]])).shape
+        torch.Size([2, 1, 100])
+    """
+    pad = 3 * max(a_coeffs.shape[-1], b_coeffs.shape[-1])
+    if waveform.shape[-1] <= pad:
+        raise ValueError(
+            f"expected a waveform longer than the padding of {pad} samples (3 * max(Ka, Kb)), "
+            f"got {waveform.shape[-1]} samples"
+        )
+    steady = lfilter_zi_bank(a_coeffs, b_coeffs)
+    extended = _odd_extension(waveform, pad)
+    forward, _ = lfilter_bank_with_state(
+        extended, a_coeffs, b_coeffs, steady * extended[..., :1], backend
+    )
+    reversed_forward = forward.flip(-1)
+    backward, _ = lfilter_bank_with_state(
+        reversed_forward, a_coeffs, b_coeffs, steady * reversed_forward[..., :1], backend
+    )
+    return backward.flip(-1)[..., pad : backward.shape[-1] - pad]
