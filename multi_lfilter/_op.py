@@ -61,8 +61,7 @@ def filter_adjoint_op(
     gradients = backend_module(backend).adjoint(
         grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape or None, tuple(needs_input_grad)
     )
-    placeholder = waveform.new_empty(0)
-    return tuple(g if g is not None else placeholder.clone() for g in gradients)
+    return tuple(g if g is not None else waveform.new_empty(0) for g in gradients)
 
 
 @filter_adjoint_op.register_fake

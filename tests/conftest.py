@@ -6,6 +6,16 @@ import torch
 
 import multi_lfilter
 
+# torchaudio is optional beside some torch builds: tests that compare with it skip with
+# this reason where it cannot load.
+try:
+    import torchaudio.functional as torchaudio_functional
+except Exception as error:  # torchaudio raises OSError/ImportError when its build does not match torch
+    torchaudio_functional = None
+    TORCHAUDIO_ERROR = f"torchaudio cannot load beside this torch: {error!r}"
+else:
+    TORCHAUDIO_ERROR = ""
+
 ORDERS = list(range(1, 9))
 
 

@@ -7,7 +7,6 @@ import textwrap
 import pytest
 import torch
 
-import multi_lfilter
 from multi_lfilter import available_backends, lfilter_bank, lfilter_bank_with_state
 from multi_lfilter.backends import native
 from multi_lfilter.backends.dispatch import resolve_backend

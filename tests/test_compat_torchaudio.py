@@ -4,15 +4,7 @@ import torch
 
 from multi_lfilter import lfilter
 
-from conftest import random_filter_bank
-
-try:
-    import torchaudio.functional as torchaudio_functional
-except Exception as error:  # torchaudio raises OSError/ImportError when its build does not match torch
-    torchaudio_functional = None
-    TORCHAUDIO_ERROR = f"torchaudio cannot load beside this torch: {error!r}"
-else:
-    TORCHAUDIO_ERROR = ""
+from conftest import TORCHAUDIO_ERROR, random_filter_bank, torchaudio_functional
 
 needs_torchaudio = pytest.mark.skipif(torchaudio_functional is None, reason=TORCHAUDIO_ERROR)
 

@@ -9,15 +9,7 @@ import torch
 from multi_lfilter import freqz_bank, lfilter_bank
 from multi_lfilter.design import BIQUAD_KINDS, biquad_coeffs, center_frequencies
 
-from conftest import random_filter_bank
-
-try:
-    import torchaudio.functional as torchaudio_functional
-except Exception as error:  # torchaudio raises OSError/ImportError when its build does not match torch
-    torchaudio_functional = None
-    TORCHAUDIO_ERROR = f"torchaudio cannot load beside this torch: {error!r}"
-else:
-    TORCHAUDIO_ERROR = ""
+from conftest import TORCHAUDIO_ERROR, random_filter_bank, torchaudio_functional
 
 SAMPLE_RATE = 16000
 # kind -> torchaudio filter with the same coefficients, as (waveform, frequency, q, gain) -> y
