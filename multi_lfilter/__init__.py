@@ -13,8 +13,12 @@ from .cascades import filtfilt_bank, lfilter_zi_bank, sosfilt_bank, sosfilt_bank
 from .compat import lfilter
 from .design import freqz_bank
 from .functional import lfilter_bank, lfilter_bank_with_state
+from .modules import BiquadFilterBank, LFilterBank, SOSFilterBank
 
 __all__ = [
+    "BiquadFilterBank",
+    "LFilterBank",
+    "SOSFilterBank",
     "available_backends",
     "design",
     "filtfilt_bank",

@@ -5,7 +5,7 @@ tensor parameter, so filter banks can be learnt through their centre frequencies
 and gains. Shapes use ``C`` for filters and ``F`` for frequencies.
 """
 import math
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -74,7 +74,33 @@ def biquad_coeffs(
     if kind not in BIQUAD_KINDS:
         raise ValueError(f"expected kind to be one of {list(BIQUAD_KINDS)}, got {kind!r}")
     center_freq, q, gain_db = _as_tensors(center_freq, q, gain_db)
-    omega = 2 * math.pi * center_freq / sample_rate
+    return cookbook_biquad(kind, 2 * math.pi * center_freq / sample_rate, q, gain_db)
+
+
+def cookbook_biquad(kind: str, omega: Tensor, q: Tensor, gain_db: Tensor) -> Tuple[Tensor, Tensor]:
+    """:func:`biquad_coeffs` on tensors, with the frequency in radians per sample.
+
+    The TorchScript-compatible core that the Modules call; ``kind`` must be one of
+    :data:`BIQUAD_KINDS` (anything else is treated as a high shelf).
+
+    Args:
+        kind: as for :func:`biquad_coeffs`.
+        omega: ``(...)`` centre frequency ``2 pi f / sample_rate``, in (0, pi).
+        q: ``(...)`` quality factor.
+        gain_db: ``(...)`` gain in dB (used by ``"peaking"`` and the shelves).
+
+    Returns:
+        ``(b, a)``, each ``(..., 3)``.
+
+    Example:
+        >>> import math, torch
+        >>> from multi_lfilter.design import cookbook_biquad
+        >>> omega = torch.tensor([math.pi / 3, math.pi / 2])   # a sixth and a quarter of the sample rate
+        >>> b, a = cookbook_biquad("lowpass", omega, q=torch.tensor(0.5), gain_db=torch.tensor(0.0))
+        >>> b / a[:, :1]
+        tensor([[0.1340, 0.2679, 0.1340],
+                [0.2500, 0.5000, 0.2500]])
+    """
     cos, sin = torch.cos(omega), torch.sin(omega)
     alpha = sin / (2 * q)
     one = torch.ones_like(alpha)
@@ -116,11 +142,9 @@ def biquad_coeffs(
                 -sign * 2 * (minus + sign * plus * cos),
                 plus + sign * minus * cos - root,
             ]
-    shape = torch.broadcast_shapes(*[t.shape for t in b + a])
-    return (
-        torch.stack([t.expand(shape) for t in b], -1),
-        torch.stack([t.expand(shape) for t in a], -1),
-    )
+    # Some taps are constant along some dims (e.g. a notch's b0): broadcast them all.
+    zero = torch.zeros_like(b[0] + b[1] + b[2] + a[0] + a[1] + a[2])
+    return torch.stack([tap + zero for tap in b], -1), torch.stack([tap + zero for tap in a], -1)
 
 
 def center_frequencies(
@@ -130,7 +154,7 @@ def center_frequencies(
     on a perceptual or plain scale.
 
     Args:
-        n_filters: how many.
+        n_filters: how many (one gives ``[f_min]``).
         f_min, f_max: in Hz, ``0 <= f_min < f_max``.
         scale: ``"linear"``, ``"log"`` (geometric; ``f_min > 0``), ``"mel"`` (HTK:
             ``2595 log10(1 + f / 700)``) or ``"erb"`` (Glasberg & Moore ERB-rate:
@@ -168,12 +192,14 @@ def center_frequencies(
     positions = torch.linspace(forward(f_min), forward(f_max), n_filters, dtype=torch.float64)
     frequencies = inverse(positions)
     # Pin the ends exactly: the round trip through the scale is only close.
-    frequencies[0], frequencies[-1] = f_min, f_max
+    frequencies[0] = f_min
+    if n_filters > 1:
+        frequencies[-1] = f_max
     return frequencies.to(dtype)
 
 
 def freqz_bank(
-    b_coeffs: Tensor, a_coeffs: Tensor, n_freqs: int = 512, sample_rate: float = None
+    b_coeffs: Tensor, a_coeffs: Tensor, n_freqs: int = 512, sample_rate: Optional[float] = None
 ) -> Tuple[Tensor, Tensor]:
     r"""Frequency responses of a bank of filters, like :func:`scipy.signal.freqz` per filter.
 
@@ -201,13 +227,14 @@ def freqz_bank(
     """
     real = torch.promote_types(b_coeffs.dtype, a_coeffs.dtype)
     omega = torch.arange(n_freqs, dtype=real, device=b_coeffs.device) * (math.pi / n_freqs)
-
-    def polynomial(coeffs: Tensor) -> Tensor:
-        taps = torch.arange(coeffs.shape[-1], dtype=real, device=coeffs.device)
-        phase = -omega.unsqueeze(-1) * taps  # (F, K)
-        kernel = torch.polar(torch.ones_like(phase), phase)
-        return (coeffs.to(kernel.dtype).unsqueeze(-2) * kernel).sum(-1)
-
-    response = polynomial(b_coeffs) / polynomial(a_coeffs)
+    response = _on_unit_circle(b_coeffs, omega) / _on_unit_circle(a_coeffs, omega)
     freqs = omega if sample_rate is None else omega * (sample_rate / (2 * math.pi))
     return freqs, response
+
+
+def _on_unit_circle(coeffs: Tensor, omega: Tensor) -> Tensor:
+    """``sum_k coeffs[..., k] exp(-j omega k)``: ``(..., K)`` at ``(F,)`` -> ``(..., F)``."""
+    taps = torch.arange(coeffs.shape[-1], dtype=omega.dtype, device=omega.device)
+    phase = -omega.unsqueeze(-1) * taps  # (F, K)
+    kernel = torch.polar(torch.ones_like(phase), phase)
+    return (coeffs.to(kernel.dtype).unsqueeze(-2) * kernel).sum(-1)

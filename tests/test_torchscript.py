@@ -6,7 +6,7 @@ import textwrap
 import pytest
 import torch
 
-from multi_lfilter import lfilter, lfilter_bank, lfilter_bank_with_state
+from multi_lfilter import BiquadFilterBank, SOSFilterBank, lfilter, lfilter_bank, lfilter_bank_with_state
 
 from conftest import random_filter_bank
 
@@ -64,9 +64,19 @@ def test_scripted_module_matches_eager_and_trains(rng):
     assert scripted.b_coeffs.grad is not None and scripted.b_coeffs.grad.abs().sum() > 0
 
 
-def test_saved_module_loads_in_a_process_without_multi_lfilter(tmp_path, rng):
+def exported_models(rng):
     a, b = random_filter_bank(2, n_filters=4, rng=rng, max_radius=0.95)
-    model = BankModel(a.float(), b.float())
+    sos = torch.tensor([[[0.2, 0.4, 0.2, 1.0, -0.6, 0.3], [1.0, -1.0, 0.0, 1.0, -0.9, 0.0]]]).repeat(3, 1, 1)
+    return {
+        "custom": BankModel(a.float(), b.float()),
+        "biquad-bank": BiquadFilterBank(8, 16000, kind="peaking", gain_db=3.0),
+        "sos-bank": SOSFilterBank(sos),
+    }
+
+
+@pytest.mark.parametrize("name", ["custom", "biquad-bank", "sos-bank"])
+def test_saved_module_loads_in_a_process_without_multi_lfilter(name, tmp_path, rng):
+    model = exported_models(rng)[name]
     waveform = torch.randn(3, 200)
     torch.jit.save(torch.jit.script(model), str(tmp_path / "bank.pt"))
     torch.save({"waveform": waveform, "expected": model(waveform).detach()}, tmp_path / "io.pt")

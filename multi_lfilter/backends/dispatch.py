@@ -18,6 +18,8 @@ from torch import Tensor
 from . import block, loop, native
 
 _BACKENDS = {"native": native, "block": block, "loop": loop}
+# What the ``backend=`` keyword accepts (availability is checked per call).
+BACKEND_CHOICES = ("auto",) + tuple(_BACKENDS)
 
 
 def available_backends() -> List[str]:
