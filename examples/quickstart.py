@@ -6,25 +6,18 @@ the same bank run as a Python loop over time (the way many models do it today).
 Run:  python examples/quickstart.py          (``--short`` for a 4000-sample version)
 """
 import argparse
-import math
 import time
 
 import torch
 
 from multi_lfilter import available_backends, lfilter_bank
+from multi_lfilter.design import biquad_coeffs, center_frequencies
 
 
 def bandpass_bank(n_filters, sample_rate, f_min=50.0, f_max=7000.0, q=4.0):
-    """``(a, b)`` of shape ``(n_filters, 3)``: constant-peak band-pass biquads, log-spaced.
-
-    The audio EQ cookbook band-pass with 0 dB peak gain.
-    """
-    center = torch.logspace(math.log10(f_min), math.log10(f_max), n_filters)
-    omega = 2 * math.pi * center / sample_rate
-    alpha = torch.sin(omega) / (2 * q)
-    a0 = 1 + alpha
-    a = torch.stack([a0, -2 * torch.cos(omega), 1 - alpha], -1)
-    b = torch.stack([alpha, torch.zeros_like(alpha), -alpha], -1)
+    """``(a, b)`` of shape ``(n_filters, 3)``: 0 dB-peak band-pass biquads, log-spaced."""
+    center = center_frequencies(n_filters, f_min, f_max, scale="log")
+    b, a = biquad_coeffs("bandpass_peak", sample_rate, center, q=q)
     return a, b
 
 
@@ -52,10 +45,10 @@ def median_seconds(function, repeats):
     return sorted(times)[len(times) // 2]
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--short", action="store_true", help="4000 samples, one timing run")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     length = 4000 if args.short else 16000
     repeats = 1 if args.short else 3
 
