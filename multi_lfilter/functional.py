@@ -16,10 +16,11 @@ from .backends.loop import filter_loop
 
 
 # Under TorchScript "auto" takes the block algorithm from this many samples on. The
-# block algorithm has a fixed cost of a few milliseconds (its per-block matrices);
-# measured on 2 CPU cores with 128 biquads, scripted: loop 5.5 ms vs block 7.7 ms at
-# 512 samples, 13.5 vs 13.2 ms at 1024, 25.6 vs 15.0 ms at 2048.
-SCRIPTED_BLOCK_MIN_LENGTH = 1024
+# block algorithm has a fixed cost of about 4.5 ms (its per-block matrices); measured
+# on 2 CPU cores with 128 biquads, scripted, one signal: loop 2.6 ms vs block 4.7 ms
+# at 256 samples, 5.4 vs 5.4 ms at 512, 10.7 vs 6.4 ms at 1024; eight signals: 5.0 vs
+# 6.3 ms at 256, 16.8 vs 7.0 ms at 512.
+SCRIPTED_BLOCK_MIN_LENGTH = 512
 
 
 def _scripted_filter(

@@ -167,3 +167,35 @@ def test_native_memory_is_the_output_and_nothing_the_size_of_it_besides():
         native.adjoint(upstream, None, waveform, a, b, results["y"], None, (True, True, True, False))
 
     assert _resident_high_water_rise(adjoint) < 0.2 * output_bytes
+
+
+@pytest.mark.parametrize(
+    "waveform_shape, a_shape, b_shape, zi_shape",
+    [
+        ((3, 1, 50), (4, 3), (4, 3), None),  # a bank: the input shared by the filters
+        ((3, 1, 50), (4, 3), (4, 3), (3, 4, 2)),  # ... with a state per row and filter
+        ((1, 1, 50), (4, 3), (4, 3), (3, 4, 2)),  # rows that exist only through zi
+        ((3, 4, 50), (4, 3), (4, 3), (4, 2)),  # one filter per channel: not shared
+        ((3, 1, 50), (3,), (4, 3), None),  # the numerator alone varies
+        ((2, 1, 1, 50), (5, 1, 3), (1, 4, 3), (2, 5, 4, 2)),  # filter dims from a and from b
+    ],
+    ids=["bank", "bank-zi", "rows-from-zi", "per-channel", "b-only", "mixed"],
+)
+@pytest.mark.parametrize("block_length", [2, 7, 32])
+@pytest.mark.parametrize("length", [0, 1, 7, 50], ids=lambda n: f"T{n}")
+def test_block_layouts_and_partial_blocks_match_the_loop(waveform_shape, a_shape, b_shape, zi_shape, block_length, length, rng):
+    """The block algorithm's layouts (shared input or not) and block edges, against the loop."""
+    from multi_lfilter.backends.block import filter_block
+    from multi_lfilter.backends.loop import filter_loop
+
+    order = 2
+    a_coeffs = torch.from_numpy(rng.uniform(-0.3, 0.3, size=a_shape))
+    a_coeffs[..., 0] = 1.0
+    b_coeffs = torch.from_numpy(rng.normal(size=b_shape))
+    waveform = torch.from_numpy(rng.normal(size=waveform_shape[:-1] + (length,)))
+    zi = torch.from_numpy(rng.normal(size=zi_shape)) if zi_shape else None
+    assert a_coeffs.shape[-1] == order + 1
+    expected_y, expected_zf = filter_loop(waveform, a_coeffs, b_coeffs, zi)
+    y, zf = filter_block(waveform, a_coeffs, b_coeffs, zi, block_length)
+    torch.testing.assert_close(y, expected_y, rtol=0, atol=1e-12)
+    torch.testing.assert_close(zf, expected_zf, rtol=0, atol=1e-12)

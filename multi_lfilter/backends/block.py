@@ -1,19 +1,29 @@
-"""The block (chunked) backend: the recurrence as batched matrix products.
+"""The block (chunked) backend: the recurrence as matrix products.
 
 Made of standard tensor ops only, so it runs on any device, scripts with TorchScript
 and exports; it is the default on CUDA and the scripted path for long signals. Time
-is cut into blocks of ``L`` samples and, block after block,
+is cut into blocks of ``L`` samples and, block after block, the output is
 
-1. the FIR part and the ``zi`` injection give ``v`` (``v[n] = sum_k b_k x[n-k] + zi[n]``);
-2. the all-pole response is ``Toeplitz(h) v + O s``: ``h`` is the filter's first ``L``
-   impulse-response samples, ``s`` the *history* (the last ``N`` outputs of the block
-   before, most recent first) and ``O`` the responses to unit histories; both are
-   batched matmuls over all signals at once;
-3. the block's last ``N`` outputs become the next history;
-4. the final state comes from the last samples in closed form (``_state.final_state``).
+    y_block = x_ext @ W + history @ O    (+ zi @ S in the first block)
 
-``L`` trades FLOPs (``L`` multiply-adds per sample) for sequential steps (``T / L``).
-Arithmetic is float64 whatever the input dtype, like every backend.
+in row-vector form (each signal a row), per filter:
+
+- ``x_ext`` is the block's ``L`` input samples preceded by the ``N`` before them;
+  ``W`` (``(N + L, L)``) is the FIR part followed by the all-pole filter from rest,
+  i.e. ``Bmat^T Toeplitz(h)^T`` with ``h`` the all-pole impulse response;
+- ``history`` is the last ``N`` outputs of the block before, most recent first, and
+  ``O`` (``(N, L)``) the responses to unit histories;
+- ``zi`` enters as an input added to the first ``N`` samples of ``v``, so its
+  response ``S`` (``(N, L)``) is the first ``N`` rows of ``Toeplitz(h)^T``.
+
+When the input is shared by the filters (a ``(B, 1, T)`` signal through ``(C, K)``
+filters, the bank case) every filter's ``W`` is stacked side by side, and the block
+is one matrix product over all filters, ``(R, N + L) @ (N + L, F L)``, without
+copying the input per filter. The final state comes from the last samples in closed
+form (``_state.final_state``).
+
+``L`` trades FLOPs (``N + L`` multiply-adds per sample) for sequential steps
+(``T / L``). Arithmetic is float64 whatever the input dtype, like every backend.
 """
 from typing import List, Optional, Tuple
 
@@ -24,7 +34,7 @@ from .._adjoint import filter_adjoint
 from .._shapes import filter_batch_shape, take_last
 from .._state import final_state, last_samples_reversed
 
-BLOCK_LENGTH = 64
+BLOCK_LENGTH = 32
 
 
 def block_responses(a_coeffs: Tensor, block_length: int) -> Tuple[Tensor, Tensor]:
@@ -63,46 +73,49 @@ def toeplitz_lower(impulse_response: Tensor) -> Tensor:
     return values * (lag >= 0).to(impulse_response.dtype)
 
 
-def fir_with_injection(
-    padded: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], start: int, count: int
-) -> Tensor:
-    """``v[n] = sum_k b_k x[n - k] + zi[n]`` for ``n`` in ``[start, start + count)``.
+def block_matrices(a_coeffs: Tensor, b_coeffs: Tensor, block_length: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """The matrices of one block, in row-vector form (see the module doc).
 
-    ``padded`` is the waveform with ``N`` zeros in front; ``zi[n] = 0`` for ``n >= N``.
+    Returns:
+        ``(W, O, S)``: ``(..., N + L, L)``, ``(..., N, L)`` and ``(..., N, L)``, with
+        leading dims the broadcast of ``a``'s and ``b``'s.
     """
-    order = b_coeffs.shape[-1] - 1
-    v = b_coeffs[..., 0:1] * padded[..., start + order : start + order + count]
-    for k in range(1, order + 1):
-        v = v + b_coeffs[..., k : k + 1] * padded[..., start + order - k : start + order - k + count]
-    if zi is not None and start < order:
-        head = min(order - start, count)
-        v = v + torch.nn.functional.pad(zi[..., start : start + head], [0, count - head])
-    return v
+    order = a_coeffs.shape[-1] - 1
+    impulse_response, zero_input = block_responses(a_coeffs, block_length)
+    from_rest = toeplitz_lower(impulse_response)  # (..., L, L)
+    # The FIR part on x_ext (index m = n + N): v[n] = sum_m b[n + N - m] x_ext[m].
+    outputs = torch.arange(block_length, device=a_coeffs.device)
+    inputs = torch.arange(order + block_length, device=a_coeffs.device)
+    lag = outputs.unsqueeze(1) + order - inputs.unsqueeze(0)  # (L, N + L)
+    in_reach = ((lag >= 0) & (lag <= order)).to(b_coeffs.dtype)
+    fir = take_last(b_coeffs, lag.clamp(0, order)) * in_reach  # (..., L, N + L)
+    from_input = torch.matmul(from_rest, fir).transpose(-1, -2)
+    from_state = from_rest[..., :order].transpose(-1, -2)
+    return from_input, zero_input.transpose(-1, -2), from_state
 
 
 class MatrixLayout:
     """Moves ``(*batch, L)`` signals to ``(F, R, L)`` and back, for batched matmuls.
 
-    ``F`` flattens the batch dims along which the denominator varies (one matrix per
+    ``F`` flattens the batch dims along which the filter varies (one matrix per
     filter), ``R`` the others (rows that share a filter). ``torch.matmul`` would
-    instead materialise a copy of every filter's matrix per row.
+    instead materialise a copy of every filter's matrix per row. A signal that does
+    not vary along the filter dims (the bank case) can also be laid out as ``(R, L)``
+    rows, for one matrix product with every filter's matrix side by side.
     """
 
-    def __init__(self, batch: List[int], a_coeffs: Tensor):
-        missing = len(batch) - (a_coeffs.dim() - 1)
+    def __init__(self, batch: List[int], a_coeffs: Tensor, b_coeffs: Tensor):
         self.batch = batch
         self.filter_dims: List[int] = []
         self.row_dims: List[int] = []
         for dim in range(len(batch)):
-            own = dim - missing
-            if own >= 0 and a_coeffs.shape[own] != 1:
+            if _varies(a_coeffs, dim, len(batch)) or _varies(b_coeffs, dim, len(batch)):
                 self.filter_dims.append(dim)
             else:
                 self.row_dims.append(dim)
         self.order: List[int] = self.filter_dims + self.row_dims
-        self.inverse: List[int] = [0] * len(batch)
-        for position, dim in enumerate(self.order):
-            self.inverse[dim] = position
+        self.inverse: List[int] = _inverse(self.order)
+        self.rows_first_inverse: List[int] = _inverse(self.row_dims + self.filter_dims)
         self.n_filters = 1
         for dim in self.filter_dims:
             self.n_filters *= batch[dim]
@@ -122,8 +135,32 @@ class MatrixLayout:
         shape = [self.batch[dim] for dim in self.order] + [length]
         return matrix.reshape(shape).permute(self.inverse + [len(self.batch)])
 
+    def shared_by_filters(self, signal: Tensor) -> bool:
+        """Whether ``signal`` (broadcastable to ``(*batch, L)``) has size 1 along every filter dim."""
+        for dim in self.filter_dims:
+            own = dim - (len(self.batch) - (signal.dim() - 1))
+            if own >= 0 and signal.shape[own] != 1:
+                return False
+        return True
+
+    def to_rows(self, signal: Tensor) -> Tensor:
+        """A signal shared by the filters, ``(..., L)`` -> ``(R, L)``."""
+        length = signal.shape[-1]
+        aligned = signal.reshape([1] * (len(self.batch) + 1 - signal.dim()) + list(signal.shape))
+        shape = [self.batch[dim] for dim in range(len(self.batch))] + [length]
+        for dim in self.filter_dims:
+            shape[dim] = 1
+        ordered = aligned.expand(shape).permute(self.row_dims + self.filter_dims + [len(self.batch)])
+        return ordered.reshape(self.n_rows, length)
+
+    def from_rows(self, matrix: Tensor) -> Tensor:
+        """``(R, F, L)`` -> ``(*batch, L)``."""
+        length = matrix.shape[-1]
+        shape = [self.batch[dim] for dim in self.row_dims + self.filter_dims] + [length]
+        return matrix.reshape(shape).permute(self.rows_first_inverse + [len(self.batch)])
+
     def per_filter(self, matrices: Tensor) -> Tensor:
-        """Per-filter ``(..., P, Q)`` matrices (leading dims those of ``a``) -> ``(F, P, Q)``."""
+        """Per-filter ``(..., P, Q)`` matrices (leading dims those of ``a`` and ``b``) -> ``(F, P, Q)``."""
         rows, columns = matrices.shape[-2], matrices.shape[-1]
         missing = len(self.batch) - (matrices.dim() - 2)
         aligned = matrices.reshape([1] * missing + list(matrices.shape))
@@ -131,9 +168,22 @@ class MatrixLayout:
         for dim in self.filter_dims:
             expanded_shape[dim] = self.batch[dim]
         aligned = aligned.expand(expanded_shape + [rows, columns])
-        # Row dims have size 1 here (a does not vary along them), so this keeps F.
+        # Row dims have size 1 here (the filter does not vary along them), so this keeps F.
         selected = aligned.permute(self.order + [len(self.batch), len(self.batch) + 1])
         return selected.reshape(self.n_filters, rows, columns)
+
+
+def _varies(coeffs: Tensor, dim: int, batch_ndim: int) -> bool:
+    """Whether ``coeffs`` (``(..., K)``) has a size other than 1 along batch dim ``dim``."""
+    own = dim - (batch_ndim - (coeffs.dim() - 1))
+    return own >= 0 and coeffs.shape[own] != 1
+
+
+def _inverse(permutation: List[int]) -> List[int]:
+    inverse: List[int] = [0] * len(permutation)
+    for position, dim in enumerate(permutation):
+        inverse[dim] = position
+    return inverse
 
 
 def filter_block(
@@ -147,7 +197,7 @@ def filter_block(
 
     One block at a time, so no float64 temporary is the size of the output (measured
     on 2 CPU cores: the all-blocks-at-once version spent most of its time
-    page-faulting in such temporaries); the blocks and the joined output are.
+    page-faulting in such temporaries).
 
     Args:
         waveform: ``(..., T)``.
@@ -164,36 +214,58 @@ def filter_block(
     length = waveform.shape[-1]
     block_length = max(block_length, order, 1)
     padded = torch.nn.functional.pad(waveform.double(), [order, 0])
+    layout = MatrixLayout(batch, a_coeffs, b_coeffs)
+    shared = layout.shared_by_filters(waveform)
+    from_input, from_history, from_state = block_matrices(a_coeffs, b_coeffs, block_length)
+    from_input = layout.per_filter(from_input)  # (F, N + L, L)
+    from_history = layout.per_filter(from_history)  # (F, N, L)
+    # The bank case: every filter's W side by side, (N + L, F * L), for one product.
+    side_by_side = from_input.permute(1, 0, 2).reshape(order + block_length, -1)
+    rows = layout.to_rows(padded) if shared else padded
+    history = torch.zeros([layout.n_filters, layout.n_rows, order], dtype=torch.float64, device=waveform.device)
     if zi is not None:
-        zi = zi.double()
-    layout = MatrixLayout(batch, a_coeffs)
-    impulse_response, zero_input = block_responses(a_coeffs, block_length)
-    # Row-vector form: y_block = v_block @ T^T + history @ O^T, per filter.
-    from_rest = layout.per_filter(toeplitz_lower(impulse_response).transpose(-1, -2))
-    from_history = layout.per_filter(zero_input.transpose(-1, -2))
-    history = torch.zeros(
-        [layout.n_filters, layout.n_rows, order], dtype=torch.float64, device=waveform.device
+        # zi acts like a history in the first block, through S instead of O.
+        from_history = torch.cat([from_history, layout.per_filter(from_state)], 1)
+        history = torch.cat([history, layout.to_matrix(zi.double())], -1)
+    needs_graph = torch.is_grad_enabled() and (
+        waveform.requires_grad
+        or a_coeffs.requires_grad
+        or b_coeffs.requires_grad
+        or (zi is not None and zi.requires_grad)
     )
-    # Blocks are joined once at the end: under autograd (the TorchScript path) writing
+    y = torch.empty(batch + [length], dtype=waveform.dtype, device=waveform.device)
+    # Under autograd (the TorchScript path) blocks are joined once at the end: writing
     # each into a slice of one output would copy the output's gradient per block.
     blocks: List[Tensor] = []
     for start in range(0, length, block_length):
         count = min(block_length, length - start)
-        v = layout.to_matrix(fir_with_injection(padded, b_coeffs, zi, start, count))
-        block = torch.baddbmm(
-            torch.bmm(v, from_rest[:, :count, :count]), history, from_history[:, :, :count]
-        )
-        blocks.append(layout.from_matrix(block).to(waveform.dtype))
+        from_past = torch.bmm(history, from_history[:, : history.shape[-1], :count])  # (F, R, count)
+        if shared:
+            if count == block_length:
+                weights = side_by_side
+            else:
+                weights = from_input[:, : order + count, :count].permute(1, 0, 2).reshape(order + count, -1)
+            from_now = torch.mm(rows[:, start : start + order + count], weights)
+            block = from_now.reshape(layout.n_rows, layout.n_filters, count) + from_past.transpose(0, 1)
+            in_batch_layout = layout.from_rows(block)
+            recent_outputs = block.transpose(0, 1)
+        else:
+            x_ext = layout.to_matrix(padded[..., start : start + order + count])
+            block = torch.baddbmm(from_past, x_ext, from_input[:, : order + count, :count])
+            in_batch_layout = layout.from_matrix(block)
+            recent_outputs = block
+        if needs_graph:
+            blocks.append(in_batch_layout.to(waveform.dtype))
+        else:
+            y[..., start : start + count].copy_(in_batch_layout)
         # The new history: the last N outputs, most recent first (older ones carry on
         # where the block is shorter than the order).
-        recent = block[..., max(count - order, 0) :].flip(-1)
+        recent = recent_outputs[..., max(count - order, 0) :].flip(-1)
         history = torch.cat([recent, history[..., : order - recent.shape[-1]]], -1)
 
     x_recent = last_samples_reversed(padded[..., order:], order)
-    zf = final_state(x_recent, layout.from_matrix(history), a_coeffs, b_coeffs, zi, length)
-    if length == 0:
-        y = torch.zeros(batch + [0], dtype=waveform.dtype, device=waveform.device)
-    else:
+    zf = final_state(x_recent, layout.from_matrix(history[..., :order]), a_coeffs, b_coeffs, zi, length)
+    if needs_graph and length > 0:
         y = torch.cat(blocks, -1)
     return y, zf.expand(batch + [order]).to(waveform.dtype).contiguous()
 
