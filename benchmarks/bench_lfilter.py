@@ -12,7 +12,8 @@ step) and ``scipy.signal.lfilter`` (forward only, one call per filter). Workload
 Passes: forward, and forward+backward of ``loss = (y * g).sum()`` with gradients for
 ``a`` and ``b``. Every figure is the median of ``--repeats`` runs; the *floor* is a
 fresh allocation plus fill of an output-sized tensor, the least a forward pass must
-do. Peak memory is the rise of the process's resident set during one extra run
+do, and for forward+backward the loss alone on a ready output (its product and that
+product's gradient allocate two output-sized tensors, which every contender pays). Peak memory is the rise of the process's resident set during one extra run
 (Linux only). Prints one markdown table per workload, with ratios.
 
 Usage::
@@ -146,7 +147,17 @@ def run_workload(name, dtype, repeats, skip):
     slow_repeats = max(3, repeats // 2) if batch * n_filters * length > 1e7 else repeats
 
     floor = median_seconds(lambda: torch.empty(output_shape, dtype=dtype).fill_(1.0), repeats)
-    rows = [("floor (allocate + fill output)", floor, None, None)]
+    # The loss alone, on a ready output: what every contender's fwd+bwd pays on top of
+    # its filtering (the product y * g forward, and its gradient g * 1 backward).
+    ready_output = torch.randn(output_shape, dtype=dtype).requires_grad_(True)
+
+    def loss_alone():
+        ready_output.grad = None
+        (ready_output * upstream).sum().backward()
+
+    loss_floor = median_seconds(loss_alone, repeats)
+    del ready_output
+    rows = [("floor (forward: allocate + fill output; fwd+bwd: the loss alone)", floor, loss_floor, None)]
     for contender, (forward, differentiable) in contenders(waveform, a, b).items():
         if any(word in contender for word in skip):
             continue
