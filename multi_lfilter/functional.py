@@ -16,11 +16,11 @@ from .backends.loop import filter_loop
 
 
 # Under TorchScript "auto" takes the block algorithm from this many samples on. The
-# block algorithm has a fixed cost of about 4.5 ms (its per-block matrices); measured
-# on 2 CPU cores with 128 biquads, scripted, one signal: loop 2.6 ms vs block 4.7 ms
-# at 256 samples, 5.4 vs 5.4 ms at 512, 10.7 vs 6.4 ms at 1024; eight signals: 5.0 vs
-# 6.3 ms at 256, 16.8 vs 7.0 ms at 512.
-SCRIPTED_BLOCK_MIN_LENGTH = 512
+# block algorithm has a fixed cost of about 1 ms (its per-block matrices); measured on
+# 2 CPU cores with 128 biquads, scripted, one signal: loop 1.35 ms vs block 1.70 ms at
+# 128 samples, 2.7 vs 1.9 ms at 256, 5.4 vs 2.3 ms at 512; eight signals: 1.9 vs
+# 1.2 ms at 128, 14.2 vs 5.5 ms at 512.
+SCRIPTED_BLOCK_MIN_LENGTH = 128
 
 
 def _scripted_filter(

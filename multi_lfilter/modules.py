@@ -245,8 +245,6 @@ class BiquadFilterBank(nn.Module):
         values = torch.as_tensor(value, dtype=torch.float64).detach()
         if values.dim() > 1 or values.numel() not in (1, n_filters):
             raise ValueError(f"expected {name} to be a number or of shape ({n_filters},), got {list(values.shape)}")
-        if name == "gain_db" and bool((values == 0).all()):
-            return values.expand(n_filters)
         if not bool(((values > low) & (values < high)).all()):
             raise ValueError(f"expected {low:g} < {name} < {high:g}, got {values.tolist()}")
         return values.expand(n_filters)

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from .._adjoint import filter_adjoint
-from .._shapes import filter_batch_shape, take_last
+from .._shapes import filter_batch_shape
 from .._state import final_state, last_samples_reversed
 
 BLOCK_LENGTH = 32
@@ -40,37 +40,39 @@ BLOCK_LENGTH = 32
 def block_responses(a_coeffs: Tensor, block_length: int) -> Tuple[Tensor, Tensor]:
     """The all-pole filter's responses over one block.
 
+    In history form the filter is ``H[n + 1] = C H[n] + e_1 v[n]``,
+    ``y[n] = r . H[n] + v[n]``, with ``r = -a[1:]``, ``H[n]`` the last ``N`` outputs
+    (most recent first) and ``C`` the companion matrix (first row ``r``, ones below the
+    diagonal). So the output at step ``n`` from history ``e_i`` and no input is
+    ``O[n, i] = (r C^n)_i``, and the impulse response is ``h[0] = 1``,
+    ``h[n] = O[n - 1, 0]``. The rows are stepped one at a time,
+    ``(R C)_j = R_0 r_j + R_(j+1)``: faster schemes (squaring ``C``, or doubling by
+    superposition) lose precision that compounds over the blocks of a long signal for
+    high orders with poles near the unit circle.
+
     Returns:
         ``(h, O)``: the impulse response ``(..., L)`` and the zero-input responses
-        ``(..., L, N)``, column ``i`` being the output when the history (the last ``N``
-        outputs, most recent first) is the unit vector ``e_i``.
+        ``(..., L, N)``.
     """
-    order = a_coeffs.shape[-1] - 1
-    lead = list(a_coeffs.shape[:-1])
-    feedback = a_coeffs[..., 1:].unsqueeze(-2)  # (..., 1, N)
-    # Row 0 answers an impulse from rest; row i + 1 starts from history e_i.
-    history = torch.zeros(lead + [order + 1, order], dtype=a_coeffs.dtype, device=a_coeffs.device)
-    history[..., 1:, :] = torch.eye(order, dtype=a_coeffs.dtype, device=a_coeffs.device)
-    impulse = torch.zeros(lead + [order + 1], dtype=a_coeffs.dtype, device=a_coeffs.device)
-    impulse[..., 0] = 1.0
-    outputs: List[Tensor] = []
-    for step in range(block_length):
-        output = -(history * feedback).sum(-1)
-        if step == 0:
-            output = output + impulse
-        history = torch.cat([output.unsqueeze(-1), history[..., :-1]], -1)
-        outputs.append(output)
-    responses = torch.stack(outputs, -1)  # (..., N + 1, L)
-    return responses[..., 0, :], responses[..., 1:, :].transpose(-1, -2)
+    feedback = -a_coeffs[..., 1:]  # r, (..., N)
+    row = feedback
+    rows: List[Tensor] = [row]
+    for _ in range(block_length - 1):
+        row = row[..., :1] * feedback + torch.nn.functional.pad(row[..., 1:], [0, 1])
+        rows.append(row)
+    zero_input = torch.stack(rows, -2)  # (..., L, N)
+    first = torch.ones_like(a_coeffs[..., :1])
+    if a_coeffs.shape[-1] == 1:
+        return torch.nn.functional.pad(first, [0, block_length - 1]), zero_input
+    return torch.cat([first, zero_input[..., : block_length - 1, 0]], -1), zero_input
 
 
 def toeplitz_lower(impulse_response: Tensor) -> Tensor:
     """``T[..., i, j] = h[i - j]`` for ``i >= j``, else 0: ``(..., L, L)``."""
     length = impulse_response.shape[-1]
-    steps = torch.arange(length, device=impulse_response.device)
-    lag = steps.unsqueeze(1) - steps.unsqueeze(0)
-    values = take_last(impulse_response, lag.clamp(min=0))
-    return values * (lag >= 0).to(impulse_response.dtype)
+    # Window i of [0] * (L - 1) + h is h[i - L + 1 .. i]; reversed, it is row i.
+    padded = torch.nn.functional.pad(impulse_response, [length - 1, 0])
+    return padded.unfold(-1, length, 1).flip(-1)
 
 
 def block_matrices(a_coeffs: Tensor, b_coeffs: Tensor, block_length: int) -> Tuple[Tensor, Tensor, Tensor]:
@@ -83,12 +85,10 @@ def block_matrices(a_coeffs: Tensor, b_coeffs: Tensor, block_length: int) -> Tup
     order = a_coeffs.shape[-1] - 1
     impulse_response, zero_input = block_responses(a_coeffs, block_length)
     from_rest = toeplitz_lower(impulse_response)  # (..., L, L)
-    # The FIR part on x_ext (index m = n + N): v[n] = sum_m b[n + N - m] x_ext[m].
-    outputs = torch.arange(block_length, device=a_coeffs.device)
-    inputs = torch.arange(order + block_length, device=a_coeffs.device)
-    lag = outputs.unsqueeze(1) + order - inputs.unsqueeze(0)  # (L, N + L)
-    in_reach = ((lag >= 0) & (lag <= order)).to(b_coeffs.dtype)
-    fir = take_last(b_coeffs, lag.clamp(0, order)) * in_reach  # (..., L, N + L)
+    # The FIR part on x_ext (index m = n + N): v[n] = sum_m b[n + N - m] x_ext[m], so
+    # row n holds b reversed at columns n .. n + N: window L - 1 - n of the padded b.
+    padded = torch.nn.functional.pad(b_coeffs.flip(-1), [block_length - 1, block_length - 1])
+    fir = padded.unfold(-1, order + block_length, 1).flip(-2)  # (..., L, N + L)
     from_input = torch.matmul(from_rest, fir).transpose(-1, -2)
     from_state = from_rest[..., :order].transpose(-1, -2)
     return from_input, zero_input.transpose(-1, -2), from_state
