@@ -89,18 +89,20 @@ def filter_adjoint(
         for k in range(1, order + 1):
             total = total + b_coeffs[..., k : k + 1] * grad_v.narrow(-1, k, length)
         grad_waveform = sum_to_shape(total.to(waveform.dtype), list(waveform.shape))
-    # Coefficient gradients are reductions over time: accumulated in the coefficients'
-    # dtype (float64), like the coefficients themselves.
+    # Coefficient gradients are reductions over time, summed in the signal's dtype
+    # (torch's cascade summation keeps a float32 sum within about 1e-7 of the exact
+    # one; converting the output-sized products to float64 first would cost a copy of
+    # twice their size each), then carried on in the coefficients' float64.
     if need_a:
         taps = [torch.zeros_like(y[..., 0], dtype=a_coeffs.dtype)]
         taps += [
-            -(grad_v.narrow(-1, j, length) * y).sum(-1, dtype=a_coeffs.dtype)
+            -(grad_v.narrow(-1, j, length) * y).sum(-1).to(a_coeffs.dtype)
             for j in range(1, order + 1)
         ]
         grad_a = sum_to_shape(torch.stack(taps, -1), list(a_coeffs.shape))
     if need_b:
         taps = [
-            (grad_v.narrow(-1, j, length) * waveform).sum(-1, dtype=b_coeffs.dtype)
+            (grad_v.narrow(-1, j, length) * waveform).sum(-1).to(b_coeffs.dtype)
             for j in range(order + 1)
         ]
         grad_b = sum_to_shape(torch.stack(taps, -1), list(b_coeffs.shape))

@@ -213,7 +213,6 @@ def filter_block(
     order = a_coeffs.shape[-1] - 1
     length = waveform.shape[-1]
     block_length = max(block_length, order, 1)
-    padded = torch.nn.functional.pad(waveform.double(), [order, 0])
     layout = MatrixLayout(batch, a_coeffs, b_coeffs)
     shared = layout.shared_by_filters(waveform)
     from_input, from_history, from_state = block_matrices(a_coeffs, b_coeffs, block_length)
@@ -221,7 +220,13 @@ def filter_block(
     from_history = layout.per_filter(from_history)  # (F, N, L)
     # The bank case: every filter's W side by side, (N + L, F * L), for one product.
     side_by_side = from_input.permute(1, 0, 2).reshape(order + block_length, -1)
-    rows = layout.to_rows(padded) if shared else padded
+    if shared:
+        # (R, N + T): a float64 copy the size of the input, not of the output.
+        inputs = layout.to_rows(torch.nn.functional.pad(waveform.double(), [order, 0]))
+    else:
+        # (F, R, N + T) in the input's dtype, laid out once (one copy at most) so that
+        # every block is a slice; blocks are cast to float64 one at a time.
+        inputs = torch.nn.functional.pad(layout.to_matrix(waveform), [order, 0])
     history = torch.zeros([layout.n_filters, layout.n_rows, order], dtype=torch.float64, device=waveform.device)
     if zi is not None:
         # zi acts like a history in the first block, through S instead of O.
@@ -245,12 +250,12 @@ def filter_block(
                 weights = side_by_side
             else:
                 weights = from_input[:, : order + count, :count].permute(1, 0, 2).reshape(order + count, -1)
-            from_now = torch.mm(rows[:, start : start + order + count], weights)
+            from_now = torch.mm(inputs[:, start : start + order + count], weights)
             block = from_now.reshape(layout.n_rows, layout.n_filters, count) + from_past.transpose(0, 1)
             in_batch_layout = layout.from_rows(block)
             recent_outputs = block.transpose(0, 1)
         else:
-            x_ext = layout.to_matrix(padded[..., start : start + order + count])
+            x_ext = inputs[..., start : start + order + count].double()
             block = torch.baddbmm(from_past, x_ext, from_input[:, : order + count, :count])
             in_batch_layout = layout.from_matrix(block)
             recent_outputs = block
@@ -263,7 +268,7 @@ def filter_block(
         recent = recent_outputs[..., max(count - order, 0) :].flip(-1)
         history = torch.cat([recent, history[..., : order - recent.shape[-1]]], -1)
 
-    x_recent = last_samples_reversed(padded[..., order:], order)
+    x_recent = last_samples_reversed(waveform, order).double()
     zf = final_state(x_recent, layout.from_matrix(history[..., :order]), a_coeffs, b_coeffs, zi, length)
     if needs_graph and length > 0:
         y = torch.cat(blocks, -1)
