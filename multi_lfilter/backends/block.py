@@ -245,21 +245,44 @@ def filter_block(
     # output is then allocated but never touched, which costs nothing.)
     y = torch.empty(batch + [length], dtype=waveform.dtype, device=waveform.device)
     blocks: List[Tensor] = []
+    # Without a graph the per-block temporaries go to buffers reused block after block:
+    # fresh megabyte-sized ones cost page faults each time once the allocator has handed
+    # memory back to the OS (measured: the whole filter twice as slow after a large
+    # backward pass).
+    n_filters, n_rows = layout.n_filters, layout.n_rows
+    float64 = torch.float64
+    past_buffer = torch.empty([n_filters, n_rows, block_length], dtype=float64, device=waveform.device)
+    now_buffer = torch.empty([n_rows, n_filters * block_length], dtype=float64, device=waveform.device)
+    block_buffer = torch.empty([n_rows, n_filters, block_length], dtype=float64, device=waveform.device)
+    if not shared:
+        block_buffer = block_buffer.reshape(n_filters, n_rows, block_length)
+        now_buffer = torch.empty([n_filters, n_rows, order + block_length], dtype=float64, device=waveform.device)
     for start in range(0, length, block_length):
         count = min(block_length, length - start)
-        from_past = torch.bmm(history, from_history[:, : history.shape[-1], :count])  # (F, R, count)
+        reuse = count == block_length and not needs_graph
+        to_past = from_history[:, : history.shape[-1], :count]
+        if reuse:
+            from_past = torch.bmm(history, to_past, out=past_buffer)  # (F, R, count)
+        else:
+            from_past = torch.bmm(history, to_past)
         if shared:
-            if count == block_length:
-                weights = side_by_side
+            x_ext = inputs[:, start : start + order + count]
+            if reuse:
+                from_now = torch.mm(x_ext, side_by_side, out=now_buffer)
+                block = torch.add(from_now.view(n_rows, n_filters, count), from_past.transpose(0, 1), out=block_buffer)
             else:
                 weights = from_input[:, : order + count, :count].permute(1, 0, 2).reshape(order + count, -1)
-            from_now = torch.mm(inputs[:, start : start + order + count], weights)
-            block = from_now.reshape(layout.n_rows, layout.n_filters, count) + from_past.transpose(0, 1)
+                block = torch.mm(x_ext, weights).reshape(n_rows, n_filters, count) + from_past.transpose(0, 1)
             in_batch_layout = layout.from_rows(block)
             recent_outputs = block.transpose(0, 1)
         else:
-            x_ext = inputs[..., start : start + order + count].double()
-            block = torch.baddbmm(from_past, x_ext, from_input[:, : order + count, :count])
+            x_slice = inputs[..., start : start + order + count]
+            to_now = from_input[:, : order + count, :count]
+            if reuse:
+                x_ext = now_buffer.copy_(x_slice)  # cast to float64 in place
+                block = torch.baddbmm(from_past, x_ext, to_now, out=block_buffer)
+            else:
+                block = torch.baddbmm(from_past, x_slice.double(), to_now)
             in_batch_layout = layout.from_matrix(block)
             recent_outputs = block
         if needs_graph:
