@@ -31,15 +31,13 @@ def make_banks(seed=0):
     """``(model, target)``: the learnable bank and a fixed target near it."""
     generator = torch.Generator().manual_seed(seed)
     model = BiquadFilterBank(N_FILTERS, SAMPLE_RATE, kind="bandpass", f_min=80.0, f_max=6000.0, scale="mel", q=3.0)
-    frequency_factors = torch.exp(0.2 * torch.randn(N_FILTERS, generator=generator))
-    target_q = 3.0 * torch.exp(0.5 * torch.randn(N_FILTERS, generator=generator))
     # The target: the model's bank with every centre frequency and Q moved.
-    target = BiquadFilterBank(N_FILTERS, SAMPLE_RATE, kind="bandpass", f_min=80.0, f_max=6000.0, q=target_q, learnable=False)
-    with torch.no_grad():
-        moved = (model.center_freq * frequency_factors).clamp(60.0, 7500.0)
-        fraction = moved / (SAMPLE_RATE / 2)
-        margin = target.FREQUENCY_MARGIN
-        target.raw_center_freq.copy_(torch.logit((fraction - margin) / (1 - 2 * margin)))
+    frequency_factors = torch.exp(0.2 * torch.randn(N_FILTERS, generator=generator))
+    target_freq = (model.center_freq.detach() * frequency_factors).clamp(60.0, 7500.0)
+    target_q = 3.0 * torch.exp(0.5 * torch.randn(N_FILTERS, generator=generator))
+    target = BiquadFilterBank(
+        N_FILTERS, SAMPLE_RATE, kind="bandpass", center_freq=target_freq, q=target_q, learnable=False
+    )
     return model, target
 
 

@@ -157,6 +157,8 @@ class BiquadFilterBank(nn.Module):
         backend: passed to :func:`multi_lfilter.lfilter_bank`.
         dtype: of the parameters (default dtype if ``None``); they are computed in
             float64 and rounded once.
+        center_freq: ``(C,)`` initial centre frequencies in Hz, instead of the
+            spacing from ``f_min`` to ``f_max``; each inside the range above.
 
     Shape:
         - input: ``(..., T)``
@@ -199,6 +201,7 @@ class BiquadFilterBank(nn.Module):
         learnable: bool = True,
         backend: str = "auto",
         dtype: Optional[torch.dtype] = None,
+        center_freq: Optional[Tensor] = None,
     ):
         super().__init__()
         if kind not in BIQUAD_KINDS:
@@ -211,13 +214,17 @@ class BiquadFilterBank(nn.Module):
         nyquist = sample_rate / 2
         f_max = 0.9 * nyquist if f_max is None else f_max
         lowest, highest = self.FREQUENCY_MARGIN * nyquist, (1 - self.FREQUENCY_MARGIN) * nyquist
-        if not lowest < f_min < f_max < highest:
-            raise ValueError(
-                f"expected {lowest:g} < f_min < f_max < {highest:g} Hz at sample_rate {sample_rate:g}, "
-                f"got f_min={f_min}, f_max={f_max}"
-            )
+        if center_freq is None:
+            if not lowest < f_min < f_max < highest:
+                raise ValueError(
+                    f"expected {lowest:g} < f_min < f_max < {highest:g} Hz at sample_rate {sample_rate:g}, "
+                    f"got f_min={f_min}, f_max={f_max}"
+                )
+            center_freq = center_frequencies(n_filters, f_min, f_max, scale, dtype=torch.float64)
+        else:
+            center_freq = self._initial_values("center_freq", center_freq, n_filters, lowest, highest)
         dtype = dtype or torch.get_default_dtype()
-        fraction = center_frequencies(n_filters, f_min, f_max, scale, dtype=torch.float64) / nyquist
+        fraction = center_freq / nyquist
         q = self._initial_values("q", q, n_filters, self.Q_MIN, self.Q_MAX)
         gain_db = self._initial_values("gain_db", gain_db, n_filters, -self.MAX_GAIN_DB, self.MAX_GAIN_DB)
         if kind not in GAIN_KINDS and bool((gain_db != 0).any()):
@@ -245,8 +252,10 @@ class BiquadFilterBank(nn.Module):
         values = torch.as_tensor(value, dtype=torch.float64).detach()
         if values.dim() > 1 or values.numel() not in (1, n_filters):
             raise ValueError(f"expected {name} to be a number or of shape ({n_filters},), got {list(values.shape)}")
-        if not bool(((values > low) & (values < high)).all()):
-            raise ValueError(f"expected {low:g} < {name} < {high:g}, got {values.tolist()}")
+        outside = ~((values > low) & (values < high))
+        if bool(outside.any()):
+            shown = values[outside].tolist() if values.dim() else [values.item()]
+            raise ValueError(f"expected {low:g} < {name} < {high:g}, got {shown[:5]}{' ...' if len(shown) > 5 else ''}")
         return values.expand(n_filters)
 
     def _omega(self) -> Tensor:

@@ -255,6 +255,12 @@ def test_modules_follow_dtype_and_backend(rng):
     torch.testing.assert_close(module(waveform), expected, rtol=0, atol=1e-10)
 
 
+def test_biquad_bank_from_explicit_center_frequencies():
+    freqs = torch.tensor([300.0, 125.0, 4000.0], dtype=torch.float64)
+    bank = BiquadFilterBank(3, 16000, kind="lowpass", center_freq=freqs, dtype=torch.float64)
+    torch.testing.assert_close(bank.center_freq.detach(), freqs, rtol=1e-12, atol=0)
+
+
 def test_single_filter_bank_uses_f_min():
     assert BiquadFilterBank(1, 16000, f_min=440.0, f_max=880.0).center_freq.item() == pytest.approx(440.0, rel=1e-6)
 
@@ -272,9 +278,12 @@ def test_single_filter_bank_uses_f_min():
         (lambda: BiquadFilterBank(4, 16000, f_max=8000.0), ValueError, r"got f_min=40.0, f_max=8000.0"),
         (lambda: BiquadFilterBank(4, 16000, f_min=500.0, f_max=400.0), ValueError, "f_min < f_max"),
         (lambda: BiquadFilterBank(4, 16000, scale="bark"), ValueError, "expected scale to be one of"),
-        (lambda: BiquadFilterBank(4, 16000, q=500.0), ValueError, "expected 0.05 < q < 100, got 500.0"),
+        (lambda: BiquadFilterBank(4, 16000, q=500.0), ValueError, r"expected 0.05 < q < 100, got \[500.0\]"),
+        (lambda: BiquadFilterBank(4, 16000, q=torch.tensor([1.0, 200.0, 2.0, 0.0])), ValueError, r"expected 0.05 < q < 100, got \[200.0, 0.0\]"),
+        (lambda: BiquadFilterBank(2, 16000, center_freq=torch.tensor([100.0, 8000.0])), ValueError, r"expected 4 < center_freq < 7996, got \[8000.0\]"),
+        (lambda: BiquadFilterBank(3, 16000, center_freq=torch.tensor([100.0, 200.0])), ValueError, r"expected center_freq to be a number or of shape \(3,\), got \[2\]"),
         (lambda: BiquadFilterBank(4, 16000, q=torch.ones(3)), ValueError, r"expected q to be a number or of shape \(4,\), got \[3\]"),
-        (lambda: BiquadFilterBank(4, 16000, kind="peaking", gain_db=45.0), ValueError, "expected -30 < gain_db < 30, got 45.0"),
+        (lambda: BiquadFilterBank(4, 16000, kind="peaking", gain_db=45.0), ValueError, r"expected -30 < gain_db < 30, got \[45.0\]"),
         (lambda: BiquadFilterBank(4, 16000, gain_db=6.0), ValueError, r"expected gain_db = 0 for kind 'bandpass': only \['peaking', 'lowshelf', 'highshelf'\] have a gain"),
         (lambda: BiquadFilterBank(4, 16000, backend="cuda"), ValueError, r"expected backend to be one of \['auto', 'native', 'block', 'loop'\], got 'cuda'"),
         (lambda: LFilterBank(torch.ones(3), torch.ones(1, 3)), ValueError, r"expected a_coeffs of shape \(C, Ka\), got \[3\]"),
