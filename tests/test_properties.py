@@ -13,7 +13,7 @@ from conftest import random_stable_filter
 def problems(draw):
     """A waveform, a bank of stable filters and an initial state whose leading dims broadcast."""
     order = draw(st.integers(0, 6))
-    length = draw(st.integers(0, 40))
+    length = draw(st.integers(0, 100))
     batch = draw(st.lists(st.integers(1, 3), min_size=0, max_size=3))
     # Each input keeps a random subset of the batch dims (size 1 elsewhere), aligned right.
     def leading():
