@@ -79,33 +79,44 @@ def filter_adjoint(
     grad_v_reversed, _ = filter_fn(
         grad_y.flip(-1), a_coeffs, impulse, reverse_state(grad_zf, a_coeffs)
     )
-    # (*batch, T + N): the gradient of v, continued by the gradient of the final state.
-    grad_v = torch.cat([grad_v_reversed.flip(-1), grad_zf.expand(batch + [order])], -1)
+    # The gradient of v is (*batch, T) here, continued beyond the end by the gradient of
+    # the final state (``tail``). The two are kept apart: joining them would copy an
+    # output-sized tensor once more.
+    grad_v = grad_v_reversed.flip(-1)
+    del grad_v_reversed  # frees it now: the adjoint's peak memory is a few outputs
+    tail = grad_zf.expand(batch + [order])
+
+    def lagged_dot(lag: int, signal: Tensor) -> Tensor:
+        """``sum_t g_v[t + lag] signal[t]``, with ``g_v`` continued by ``tail``.
+
+        Summed in the signal's dtype (torch's cascade summation keeps a float32 sum
+        within about 1e-7 of the exact one; converting the output-sized products to
+        float64 first would cost a copy of twice their size).
+        """
+        inside = max(length - lag, 0)
+        total = (grad_v[..., lag : lag + inside] * signal[..., :inside]).sum(-1)
+        beyond = min(lag, length)  # the last samples meet the tail
+        if beyond > 0:
+            total = total + (tail[..., lag - beyond : lag] * signal[..., length - beyond :]).sum(-1)
+        return total
 
     need_waveform, need_a, need_b, need_zi = needs_input_grad
     grad_waveform = grad_a = grad_b = grad_zi = None
     if need_waveform:
-        total = b_coeffs[..., 0:1] * grad_v.narrow(-1, 0, length)
+        extended = torch.cat([grad_v, tail], -1)
+        total = b_coeffs[..., 0:1] * extended.narrow(-1, 0, length)
         for k in range(1, order + 1):
-            total = total + b_coeffs[..., k : k + 1] * grad_v.narrow(-1, k, length)
+            total = total + b_coeffs[..., k : k + 1] * extended.narrow(-1, k, length)
         grad_waveform = sum_to_shape(total.to(waveform.dtype), list(waveform.shape))
-    # Coefficient gradients are reductions over time, summed in the signal's dtype
-    # (torch's cascade summation keeps a float32 sum within about 1e-7 of the exact
-    # one; converting the output-sized products to float64 first would cost a copy of
-    # twice their size each), then carried on in the coefficients' float64.
+    # Coefficient gradients are reductions over time, carried on in the coefficients'
+    # float64 once summed.
     if need_a:
         taps = [torch.zeros_like(y[..., 0], dtype=a_coeffs.dtype)]
-        taps += [
-            -(grad_v.narrow(-1, j, length) * y).sum(-1).to(a_coeffs.dtype)
-            for j in range(1, order + 1)
-        ]
+        taps += [-lagged_dot(j, y).to(a_coeffs.dtype) for j in range(1, order + 1)]
         grad_a = sum_to_shape(torch.stack(taps, -1), list(a_coeffs.shape))
     if need_b:
-        taps = [
-            (grad_v.narrow(-1, j, length) * waveform).sum(-1).to(b_coeffs.dtype)
-            for j in range(order + 1)
-        ]
+        taps = [lagged_dot(j, waveform).to(b_coeffs.dtype) for j in range(order + 1)]
         grad_b = sum_to_shape(torch.stack(taps, -1), list(b_coeffs.shape))
     if need_zi and zi_shape is not None:
-        grad_zi = sum_to_shape(grad_v[..., :order], zi_shape)
+        grad_zi = sum_to_shape(torch.cat([grad_v[..., :order], tail], -1)[..., :order], zi_shape)
     return grad_waveform, grad_a, grad_b, grad_zi

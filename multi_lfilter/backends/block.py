@@ -226,9 +226,10 @@ def filter_block(
         side_by_side = from_input.permute(1, 0, 2).reshape(order + block_length, -1)
         inputs = layout.to_rows(torch.nn.functional.pad(waveform.double(), [order, 0]))
     else:
-        # (F, R, N + T) in the input's dtype, laid out once (one copy at most) so that
-        # every block is a slice; blocks are cast to float64 one at a time.
-        inputs = torch.nn.functional.pad(layout.to_matrix(waveform), [order, 0])
+        # (F, R, T) in the input's dtype: a view where the layout allows (a (B, C, T)
+        # input through (C, K) filters), else one copy. Every block is a slice of it,
+        # cast to float64 one block at a time.
+        inputs = layout.to_matrix(waveform)
     history = torch.zeros([layout.n_filters, layout.n_rows, order], dtype=torch.float64, device=waveform.device)
     if zi is not None:
         # zi acts like a history in the first block, through S instead of O.
@@ -276,7 +277,10 @@ def filter_block(
             in_batch_layout = layout.from_rows(block)
             recent_outputs = block.transpose(0, 1)
         else:
-            x_slice = inputs[..., start : start + order + count]
+            if start >= order:
+                x_slice = inputs[..., start - order : start + count]
+            else:  # the first block: zeros before the start
+                x_slice = torch.nn.functional.pad(inputs[..., : start + count], [order - start, 0])
             to_now = from_input[:, : order + count, :count]
             if reuse:
                 x_ext = now_buffer.copy_(x_slice)  # cast to float64 in place
