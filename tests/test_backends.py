@@ -199,3 +199,8 @@ def test_block_layouts_and_partial_blocks_match_the_loop(waveform_shape, a_shape
     y, zf = filter_block(waveform, a_coeffs, b_coeffs, zi, block_length)
     torch.testing.assert_close(y, expected_y, rtol=0, atol=1e-12)
     torch.testing.assert_close(zf, expected_zf, rtol=0, atol=1e-12)
+    # Backwards in time (the adjoint's pass): the flipped signal's filtering, flipped.
+    expected_y, expected_zf = filter_loop(waveform.flip(-1), a_coeffs, b_coeffs, zi)
+    y, zf = filter_block(waveform, a_coeffs, b_coeffs, zi, block_length, reverse=True)
+    torch.testing.assert_close(y, expected_y.flip(-1), rtol=0, atol=1e-12)
+    torch.testing.assert_close(zf, expected_zf, rtol=0, atol=1e-12)

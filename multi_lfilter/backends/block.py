@@ -192,6 +192,7 @@ def filter_block(
     b_coeffs: Tensor,
     zi: Optional[Tensor],
     block_length: int = BLOCK_LENGTH,
+    reverse: bool = False,
 ) -> Tuple[Tensor, Tensor]:
     """Filter with normalised float64 coefficients by blocks; see the module doc.
 
@@ -206,9 +207,12 @@ def filter_block(
         b_coeffs: ``(..., K)`` float64.
         zi: ``(..., N)`` or ``None``.
         block_length: ``L``; raised to ``N`` where smaller.
+        reverse: filter backwards in time, that is ``flip(filter(flip(waveform)))``,
+            without either flip of the whole signal (the adjoint's backward pass).
 
     Returns:
-        ``(y, zf)``: ``(*batch, T)`` and ``(*batch, N)`` in the waveform's dtype.
+        ``(y, zf)``: ``(*batch, T)`` and ``(*batch, N)`` in the waveform's dtype
+        (with ``reverse``, ``zf`` is the state after the first sample).
     """
     batch = filter_batch_shape(waveform, a_coeffs, b_coeffs, zi)
     order = a_coeffs.shape[-1] - 1
@@ -224,7 +228,8 @@ def filter_block(
         # The bank case: every filter's W side by side, (N + L, F * L), for one product
         # with the (R, N + T) rows (a float64 copy the size of the input, not the output).
         side_by_side = from_input.permute(1, 0, 2).reshape(order + block_length, -1)
-        inputs = layout.to_rows(torch.nn.functional.pad(waveform.double(), [order, 0]))
+        signal = waveform.flip(-1) if reverse else waveform  # the size of the input: cheap
+        inputs = layout.to_rows(torch.nn.functional.pad(signal.double(), [order, 0]))
     else:
         # (F, R, T) in the input's dtype: a view where the layout allows (a (B, C, T)
         # input through (C, K) filters), else one copy. Every block is a slice of it,
@@ -277,7 +282,11 @@ def filter_block(
             in_batch_layout = layout.from_rows(block)
             recent_outputs = block.transpose(0, 1)
         else:
-            if start >= order:
+            if reverse:  # the same window of the time-reversed signal
+                stop = length - start
+                x_slice = inputs[..., stop - count : min(stop + order, length)].flip(-1)
+                x_slice = torch.nn.functional.pad(x_slice, [order + count - x_slice.shape[-1], 0])
+            elif start >= order:
                 x_slice = inputs[..., start - order : start + count]
             else:  # the first block: zeros before the start
                 x_slice = torch.nn.functional.pad(inputs[..., : start + count], [order - start, 0])
@@ -289,18 +298,25 @@ def filter_block(
                 block = torch.baddbmm(from_past, x_slice.double(), to_now)
             in_batch_layout = layout.from_matrix(block)
             recent_outputs = block
+        if reverse:
+            in_batch_layout = in_batch_layout.flip(-1)
+            where = length - start - count
+        else:
+            where = start
         if needs_graph:
             blocks.append(in_batch_layout.to(waveform.dtype))
         else:
-            y[..., start : start + count].copy_(in_batch_layout)
+            y[..., where : where + count].copy_(in_batch_layout)
         # The new history: the last N outputs, most recent first (older ones carry on
         # where the block is shorter than the order).
         recent = recent_outputs[..., max(count - order, 0) :].flip(-1)
         history = torch.cat([recent, history[..., : order - recent.shape[-1]]], -1)
 
-    x_recent = last_samples_reversed(waveform, order).double()
+    x_recent = last_samples_reversed(waveform.narrow(-1, 0, min(order, length)).flip(-1) if reverse else waveform, order).double()
     zf = final_state(x_recent, layout.from_matrix(history[..., :order]), a_coeffs, b_coeffs, zi, length)
     if needs_graph and length > 0:
+        if reverse:
+            blocks.reverse()
         y = torch.cat(blocks, -1)
     return y, zf.expand(batch + [order]).to(waveform.dtype).contiguous()
 
@@ -312,8 +328,16 @@ def forward(
     return filter_block(waveform, a_coeffs, b_coeffs, zi)
 
 
+def _forward_reversed(
+    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]
+) -> Tuple[Tensor, Tensor]:
+    return filter_block(waveform, a_coeffs, b_coeffs, zi, BLOCK_LENGTH, True)
+
+
 def adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_input_grad):
-    """The backend contract's adjoint kernel: the composite adjoint over this forward."""
+    """The backend contract's adjoint kernel: the composite adjoint over this forward,
+    its backward pass run in reversed time without flipping the gradient."""
     return filter_adjoint(
-        forward, grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_input_grad
+        forward, grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_input_grad,
+        reversed_filter_fn=_forward_reversed,
     )
