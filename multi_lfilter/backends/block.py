@@ -138,8 +138,7 @@ class MatrixLayout:
     def shared_by_filters(self, signal: Tensor) -> bool:
         """Whether ``signal`` (broadcastable to ``(*batch, L)``) has size 1 along every filter dim."""
         for dim in self.filter_dims:
-            own = dim - (len(self.batch) - (signal.dim() - 1))
-            if own >= 0 and signal.shape[own] != 1:
+            if _varies(signal, dim, len(self.batch)):
                 return False
         return True
 
@@ -173,10 +172,11 @@ class MatrixLayout:
         return selected.reshape(self.n_filters, rows, columns)
 
 
-def _varies(coeffs: Tensor, dim: int, batch_ndim: int) -> bool:
-    """Whether ``coeffs`` (``(..., K)``) has a size other than 1 along batch dim ``dim``."""
-    own = dim - (batch_ndim - (coeffs.dim() - 1))
-    return own >= 0 and coeffs.shape[own] != 1
+def _varies(tensor: Tensor, dim: int, batch_ndim: int) -> bool:
+    """Whether ``tensor`` (``(..., K)`` or ``(..., T)``, its leading dims aligned right
+    with the batch) has a size other than 1 along batch dim ``dim``."""
+    own = dim - (batch_ndim - (tensor.dim() - 1))
+    return own >= 0 and tensor.shape[own] != 1
 
 
 def _inverse(permutation: List[int]) -> List[int]:
@@ -258,11 +258,14 @@ def filter_block(
     n_filters, n_rows = layout.n_filters, layout.n_rows
     float64 = torch.float64
     past_buffer = torch.empty([n_filters, n_rows, block_length], dtype=float64, device=waveform.device)
-    now_buffer = torch.empty([n_rows, n_filters * block_length], dtype=float64, device=waveform.device)
-    block_buffer = torch.empty([n_rows, n_filters, block_length], dtype=float64, device=waveform.device)
-    if not shared:
-        block_buffer = block_buffer.reshape(n_filters, n_rows, block_length)
-        now_buffer = torch.empty([n_filters, n_rows, order + block_length], dtype=float64, device=waveform.device)
+    if shared:  # the product over all filters (R, F L), and the block (R, F, L)
+        now_shape = [n_rows, n_filters * block_length]
+        block_shape = [n_rows, n_filters, block_length]
+    else:  # the block's float64 input (F, R, N + L), and the block (F, R, L)
+        now_shape = [n_filters, n_rows, order + block_length]
+        block_shape = [n_filters, n_rows, block_length]
+    now_buffer = torch.empty(now_shape, dtype=float64, device=waveform.device)
+    block_buffer = torch.empty(block_shape, dtype=float64, device=waveform.device)
     for start in range(0, length, block_length):
         count = min(block_length, length - start)
         reuse = count == block_length and not needs_graph
@@ -312,7 +315,10 @@ def filter_block(
         recent = recent_outputs[..., max(count - order, 0) :].flip(-1)
         history = torch.cat([recent, history[..., : order - recent.shape[-1]]], -1)
 
-    x_recent = last_samples_reversed(waveform.narrow(-1, 0, min(order, length)).flip(-1) if reverse else waveform, order).double()
+    # The last input samples, most recent first, of the signal as filtered (backwards
+    # in time with ``reverse``: the first samples of the waveform, in order).
+    filtered_signal = waveform.narrow(-1, 0, min(order, length)).flip(-1) if reverse else waveform
+    x_recent = last_samples_reversed(filtered_signal, order).double()
     zf = final_state(x_recent, layout.from_matrix(history[..., :order]), a_coeffs, b_coeffs, zi, length)
     if needs_graph and length > 0:
         if reverse:
