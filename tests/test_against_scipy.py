@@ -23,14 +23,16 @@ def float64_tolerance(backend, y_reference):
     """Absolute float64 tolerance.
 
     The loop and native kernels round exactly as scipy does (measured: bit-identical).
-    The block algorithm's matrix products round differently, and direct-form filters
-    with poles near the unit circle amplify that: up to 7e-9 of max|y| measured on
-    this filter set at orders 4 and 7 (with |y| in the thousands), so it is held to
-    1e-8 of max|y|.
+    The block algorithm's scan carries histories over many blocks with powers of the
+    block transition, whose rounding moves clustered poles near the unit circle a
+    little: up to 1.5e-8 of max|y| measured on this filter set (order 8, poles at
+    radius 0.999 clustered near Nyquist, |y| in the thousands; 3e-11 to 3e-10 at the
+    other orders), so it is held to 3e-8 of max|y|. In float32 that is far below the
+    output's own rounding (``test_float32_block_error_is_the_loops``).
     """
     if backend == "block":
         scale = y_reference.abs().max().item() if y_reference.numel() else 0.0
-        return max(1e-8 * scale, 1e-10)
+        return max(3e-8 * scale, 1e-10)
     return 1e-10
 
 
@@ -77,6 +79,23 @@ def test_float32_matches_scipy_on_rounded_coefficients(order, length, with_state
     torch.testing.assert_close(y.double(), y_ref, rtol=0, atol=tolerance)
     state_scale = max(zf_ref.abs().max().item() if order else 0.0, scale)
     torch.testing.assert_close(zf.double(), zf_ref, rtol=0, atol=float32_tolerance(order) * state_scale)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_float32_block_error_is_the_loops(order, rng):
+    """The parallel block algorithm's float32 output is within 1.25x the reference
+    loop's error (a float64 recurrence rounded once), against float64 scipy on the
+    same rounded inputs, for the hardest filters of the set (poles at radius 0.999)."""
+    a, b = random_filter_bank(order, n_filters=4, rng=rng)
+    a, b = a.float(), b.float()
+    waveform = torch.from_numpy(rng.normal(size=(2, 1, 4096))).float()
+    y_ref, _ = scipy_lfilter_rows(waveform, a, b)
+    scale = y_ref.abs().amax(-1)
+    errors = {}
+    for backend in ("loop", "block"):
+        y = lfilter_bank(waveform, a_coeffs=a, b_coeffs=b, backend=backend)
+        errors[backend] = ((y.double() - y_ref).abs().amax(-1) / scale).max().item()
+    assert errors["block"] <= 1.25 * errors["loop"], errors
 
 
 @pytest.mark.parametrize("order", [0, 1, 2])
