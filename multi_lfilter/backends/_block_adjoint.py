@@ -25,7 +25,7 @@ from torch import Tensor
 from .._adjoint import reverse_state
 from .._shapes import sum_to_shape
 from ._block_layout import MatrixLayout
-from ._block_filter import BLOCK_LENGTH, CHUNK_MIN_BYTES, BlockFilter, window
+from ._block_filter import BLOCK_LENGTH, CHUNK_MIN_BYTES, BlockFilter, grown, window
 
 
 def _lagged_dots(gradient: Tensor, signal: Tensor, shared: bool, lags: List[int]) -> Tensor:
@@ -51,20 +51,64 @@ def _lagged_dots(gradient: Tensor, signal: Tensor, shared: bool, lags: List[int]
     return torch.stack(dots, -1)
 
 
-def _fir_transposed(gradient: Tensor, b_filters: Tensor, shared: bool, order: int) -> Tensor:
+def _fir_transposed(gradient: Tensor, b_filters: Tensor, shared: bool, order: int, out: Tensor) -> Tensor:
     """``c[(f,) r, i] = sum_{(f,) k} b[f, k] g[f, r, i + k - N]``: ``(R, n + N)`` summed
-    over the filters where they share the input, else ``(F, R, n + N)``."""
+    over the filters where they share the input, else ``(F, R, n + N)``; written into
+    the flat buffer ``out``."""
     n_filters, n_rows, count = gradient.shape
     if shared:
         per_tap = torch.matmul(b_filters.transpose(0, 1), gradient.transpose(0, 1))  # (R, K, n)
-        result = gradient.new_zeros([n_rows, count + order])
+        result = out[: n_rows * (count + order)].view(n_rows, count + order).zero_()
         for tap in range(order + 1):
             result[:, order - tap : order - tap + count] += per_tap[:, tap]
         return result
-    result = gradient.new_zeros([n_filters, n_rows, count + order])
+    result = out[: n_filters * n_rows * (count + order)].view(n_filters, n_rows, count + order).zero_()
     for tap in range(order + 1):
         result[:, :, order - tap : order - tap + count].addcmul_(gradient, b_filters[:, tap, None, None])
     return result
+
+
+class _Reductions:
+    """The input gradients, accumulated from ``g_v`` one piece at a time (see the
+    module doc); buffers the size of a piece are reused from piece to piece."""
+
+    def __init__(self, waveform: Tensor, y: Tensor, b_coeffs: Tensor, layout: MatrixLayout, needs_input_grad):
+        self.need_waveform, self.need_a, self.need_b, _ = needs_input_grad
+        self.layout = layout
+        self.order = b_coeffs.shape[-1] - 1
+        self.length = y.shape[-1]
+        self.waveform_shape = list(waveform.shape[:-1])
+        self.shared = layout.shared_by_filters(waveform)
+        self.x_source = layout.to_rows(waveform) if self.shared else layout.to_matrix(waveform)
+        self.y_source = layout.to_matrix(y)
+        self.b_filters = layout.per_filter(b_coeffs.unsqueeze(-2))[:, 0]  # (F, K)
+        float64 = dict(dtype=torch.float64, device=y.device)
+        self.grad_a = torch.zeros([layout.n_filters, self.order + 1], **float64)
+        self.grad_b = torch.zeros([layout.n_filters, self.order + 1], **float64)
+        self.grad_waveform = torch.zeros_like(waveform) if self.need_waveform else None
+        self.y_buffer = torch.empty(0, **float64)
+        self.fir_buffer = torch.empty(0, **float64)
+
+    def add(self, gradient: Tensor, low: int) -> None:
+        """Adds the contributions of ``g_v[low .. low + n - 1]``, ``gradient`` ``(F, R, n)`` float64."""
+        order, layout = self.order, self.layout
+        n_filters, n_rows, count = gradient.shape
+        high = low + count
+        if self.need_b:
+            x_window = window(self.x_source, low - order, high)
+            self.grad_b += _lagged_dots(gradient, x_window, self.shared, list(range(order + 1)))
+        if self.need_a and order > 0:
+            self.y_buffer = grown(self.y_buffer, n_filters * n_rows * (count + order))
+            y_window = window(self.y_source, low - order, high, self.y_buffer)
+            self.grad_a[:, 1:] -= _lagged_dots(gradient, y_window, False, list(range(1, order + 1)))
+        if self.grad_waveform is not None:
+            rows = n_rows if self.shared else n_filters * n_rows
+            self.fir_buffer = grown(self.fir_buffer, rows * (count + order))
+            contribution = _fir_transposed(gradient, self.b_filters, self.shared, order, self.fir_buffer)
+            in_batch_layout = layout.from_shared_rows(contribution) if self.shared else layout.from_matrix(contribution)
+            first, last = max(low - order, 0), min(high, self.length)
+            in_range = in_batch_layout[..., first - (low - order) : last - (low - order)]
+            self.grad_waveform[..., first:last] += sum_to_shape(in_range, self.waveform_shape + [last - first])
 
 
 def block_adjoint(
@@ -91,54 +135,30 @@ def block_adjoint(
     float64 = dict(dtype=torch.float64, device=y.device)
     if grad_y is None:
         grad_y = y.new_zeros(batch + [length])
-    impulse = torch.zeros(order + 1, **float64)
-    impulse[0] = 1
     if grad_zf is None:
         state = None
         tail = torch.zeros([layout.n_filters, layout.n_rows, order], **float64)
     else:
         state = reverse_state(grad_zf.double(), a_coeffs)
         tail = layout.to_matrix(grad_zf.double())
-    blocks = BlockFilter(grad_y, a_coeffs, impulse, state, layout, block_length, True, chunk_min_bytes)
+    blocks = BlockFilter(grad_y, a_coeffs, None, state, layout, block_length, True, True, chunk_min_bytes)
 
-    shared = layout.shared_by_filters(waveform)
-    x_source = layout.to_rows(waveform) if shared else layout.to_matrix(waveform)
-    y_source = layout.to_matrix(y)
-    b_filters = layout.per_filter(b_coeffs.unsqueeze(-2))[:, 0]  # (F, K)
-    grad_a_filters = torch.zeros([layout.n_filters, order + 1], **float64)
-    grad_b_filters = torch.zeros([layout.n_filters, order + 1], **float64)
-    grad_waveform = torch.zeros_like(waveform) if need_waveform else None
-    grad_zi_matrix: Optional[Tensor] = None
+    reductions = _Reductions(waveform, y, b_coeffs, layout, needs_input_grad)
+    head: Optional[Tensor] = None  # g_v[0 .. N - 1] that lies inside the signal
     starts = blocks.starts
     for index in range(len(starts) - 1):
-        # Chunks come backwards in time: samples lo .. hi - 1 of g_v, with the tail
-        # (samples T .. T + N - 1) joined to the chunk that ends the signal.
-        gradient = blocks.outputs(starts[index], starts[index + 1]).flip(-1)
-        high = length - starts[index] * blocks.block_length
-        low = high - gradient.shape[-1]
-        if index == 0:
-            gradient = torch.cat([gradient, tail], -1)
-            high += order
-        if need_b:
-            x_window = window(x_source, low - order, high, False)
-            grad_b_filters += _lagged_dots(gradient, x_window, shared, list(range(order + 1)))
-        if need_a and order > 0:
-            y_window = window(y_source, low - order, high, False)
-            grad_a_filters[:, 1:] -= _lagged_dots(gradient, y_window, False, list(range(1, order + 1)))
-        if grad_waveform is not None:
-            contribution = _fir_transposed(gradient, b_filters, shared, order)
-            in_batch_layout = layout.from_shared_rows(contribution) if shared else layout.from_matrix(contribution)
-            first, last = max(low - order, 0), min(high, length)
-            in_range = in_batch_layout[..., first - (low - order) : last - (low - order)]
-            grad_waveform[..., first:last] += sum_to_shape(in_range, list(waveform.shape[:-1]) + [last - first])
+        gradient = blocks.flat_outputs(starts[index], starts[index + 1])
+        low, _ = blocks.samples(starts[index], starts[index + 1])
+        reductions.add(gradient, low)
         if need_zi and low == 0:
-            grad_zi_matrix = gradient[:, :, :order]
+            head = gradient[:, :, :order].clone()  # the buffer is reused
+    # g_v continues beyond the end with the final state's gradient.
+    reductions.add(tail, length)
 
-    grad_a = sum_to_shape(layout.from_filters(grad_a_filters), list(a_coeffs.shape)) if need_a else None
-    grad_b = sum_to_shape(layout.from_filters(grad_b_filters), list(b_coeffs.shape)) if need_b else None
+    grad_a = sum_to_shape(layout.from_filters(reductions.grad_a), list(a_coeffs.shape)) if need_a else None
+    grad_b = sum_to_shape(layout.from_filters(reductions.grad_b), list(b_coeffs.shape)) if need_b else None
     grad_zi = None
     if need_zi and zi_shape is not None:
-        if grad_zi_matrix is None:  # T == 0: no chunk; the state passes straight through
-            grad_zi_matrix = tail
-        grad_zi = sum_to_shape(layout.from_matrix(grad_zi_matrix), zi_shape).to(waveform.dtype)
-    return grad_waveform, grad_a, grad_b, grad_zi
+        start_of_g_v = tail if head is None else torch.cat([head, tail], -1)[:, :, :order]
+        grad_zi = sum_to_shape(layout.from_matrix(start_of_g_v), zi_shape).to(waveform.dtype)
+    return reductions.grad_waveform, grad_a, grad_b, grad_zi

@@ -42,10 +42,11 @@ class MatrixLayout:
         return signal.permute(self.order + [len(self.batch)]).reshape(self.n_filters, self.n_rows, length)
 
     def from_matrix(self, matrix: Tensor) -> Tensor:
-        """``(F, R, L)`` -> ``(*batch, L)``."""
-        length = matrix.shape[-1]
-        shape = [self.batch[dim] for dim in self.order] + [length]
-        return matrix.reshape(shape).permute(self.inverse + [len(self.batch)])
+        """``(F, R, *trailing)`` -> ``(*batch, *trailing)``, a view."""
+        trailing = list(matrix.shape[2:])
+        shape = [self.batch[dim] for dim in self.order] + trailing
+        ndim = len(self.batch)
+        return matrix.reshape(shape).permute(self.inverse + [ndim + i for i in range(len(trailing))])
 
     def shared_by_filters(self, signal: Tensor) -> bool:
         """Whether ``signal`` (broadcastable to ``(*batch, L)``) has size 1 along every filter dim."""

@@ -75,7 +75,7 @@ def block_matrices(a_coeffs: Tensor, b_coeffs: Tensor, block_length: int) -> Tup
     return from_input, from_history, from_state, transition
 
 
-def scan_histories(last_outputs: Tensor, transition: Tensor) -> Tensor:
+def scan_histories(last_outputs: Tensor, transition: Tensor, in_place: bool) -> Tensor:
     """The history entering every block, from each block's own last outputs.
 
     Solves ``H[k + 1] = H[k] P + u[k]``, ``H[0] = 0``, in ``ceil(log2(n_blocks))``
@@ -83,20 +83,26 @@ def scan_histories(last_outputs: Tensor, transition: Tensor) -> Tensor:
     last ``2 s`` blocks' contributions, carried by ``P^s``).
 
     Args:
-        last_outputs: ``u``, ``(F, R, n_blocks, N)``.
+        last_outputs: ``u``, ``(F, n_blocks, R, N)``.
         transition: ``P``, ``(F, N, N)``.
+        in_place: accumulate into ``last_outputs`` (where no autograd graph is built).
 
     Returns:
-        ``H``: ``(F, R, n_blocks, N)``; block 0's history is zero.
+        ``H``: ``(F, n_blocks, R, N)``; block 0's history is zero.
     """
-    n_blocks = last_outputs.shape[2]
+    n_filters, n_blocks, n_rows, order = last_outputs.shape
     total = last_outputs
-    power = transition.unsqueeze(1)  # (F, 1, N, N): broadcast over the rows
+    power = transition
     span = 1
     while span < n_blocks:
-        carried = torch.matmul(total[:, :, : n_blocks - span], power)
-        total = torch.cat([total[:, :, :span], total[:, :, span:] + carried], 2)
+        # Blocks before rows: the first n - span blocks are one (F, (n - span) R, N) view.
+        earlier = total[:, : n_blocks - span].reshape(n_filters, (n_blocks - span) * n_rows, order)
+        carried = torch.bmm(earlier, power).view(n_filters, n_blocks - span, n_rows, order)
+        if in_place:
+            total[:, span:] += carried
+        else:
+            total = torch.cat([total[:, :span], total[:, span:] + carried], 1)
         span *= 2
         if span < n_blocks:
-            power = torch.matmul(power, power)
-    return torch.nn.functional.pad(total[:, :, : n_blocks - 1], [0, 0, 1, 0])
+            power = torch.bmm(power, power)
+    return torch.nn.functional.pad(total[:, : n_blocks - 1], [0, 0, 0, 0, 1, 0])

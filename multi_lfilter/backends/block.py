@@ -68,36 +68,38 @@ def filter_block(
     order = a_coeffs.shape[-1] - 1
     length = waveform.shape[-1]
     layout = MatrixLayout(batch, a_coeffs, b_coeffs)
-    blocks = BlockFilter(waveform, a_coeffs, b_coeffs, zi, layout, block_length, reverse, chunk_min_bytes)
     needs_graph = torch.is_grad_enabled() and (
         waveform.requires_grad
         or a_coeffs.requires_grad
         or b_coeffs.requires_grad
         or (zi is not None and zi.requires_grad)
     )
+    blocks = BlockFilter(
+        waveform, a_coeffs, b_coeffs, zi, layout, block_length, reverse, not needs_graph, chunk_min_bytes
+    )
+    block_length = blocks.block_length
     # Under autograd (the TorchScript path) chunks are joined once at the end: writing
     # each into a slice of one output would copy the output's gradient per chunk.
     y = torch.empty(batch + [length], dtype=waveform.dtype, device=waveform.device)
     pieces: List[Tensor] = []
-    recent = torch.zeros([layout.n_filters, layout.n_rows, order], dtype=torch.float64, device=waveform.device)
+    recent = blocks.final_outputs()
     starts = blocks.starts
     for index in range(len(starts) - 1):
-        outputs = blocks.outputs(starts[index], starts[index + 1])
-        if index == len(starts) - 2:
-            recent = last_samples_reversed(outputs, order)
-        begin = starts[index] * blocks.block_length
-        count = outputs.shape[-1]
-        if reverse:
-            outputs = outputs.flip(-1)
-            begin = length - begin - count
-        in_batch_layout = layout.from_matrix(outputs)
+        start, stop = starts[index], starts[index + 1]
+        first, end = blocks.samples(start, stop)
         if needs_graph:
-            pieces.append(in_batch_layout.to(waveform.dtype))
+            pieces.append(layout.from_matrix(blocks.flat_outputs(start, stop)).to(waveform.dtype))
+        elif blocks.padding == 0:
+            # Whole blocks straight into (*batch, blocks, L) views of the output.
+            outputs = layout.from_matrix(blocks.outputs(start, stop))  # (*batch, blocks, L)
+            whole = (end - first) // block_length
+            middle = first + whole * block_length
+            y[..., first:middle].view(batch + [whole, block_length]).copy_(outputs[..., :whole, :])
+            if middle < end:
+                y[..., middle:end].copy_(outputs[..., whole, : end - middle])
         else:
-            y[..., begin : begin + count].copy_(in_batch_layout)
+            y[..., first:end].copy_(layout.from_matrix(blocks.flat_outputs(start, stop)))
     if needs_graph and len(pieces) > 0:
-        if reverse:
-            pieces.reverse()
         y = torch.cat(pieces, -1)
 
     # The last input samples, most recent first, of the signal as filtered (backwards
