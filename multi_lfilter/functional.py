@@ -10,39 +10,7 @@ from torch import Tensor
 
 from ._op import filter_op
 from ._validation import check_filter_inputs, normalize_coefficients
-from .backends.dispatch import backend_module, resolve_backend
-from .backends.block import BLOCK_LENGTH, filter_block
-from .backends.loop import filter_loop
-
-
-# Under TorchScript "auto" takes the block algorithm from this many samples on. The
-# block algorithm has a fixed cost of about 1 ms (its per-block matrices); measured on
-# 2 CPU cores with 128 biquads, scripted, one signal: loop 1.35 ms vs block 1.70 ms at
-# 128 samples, 2.7 vs 1.9 ms at 256, 5.4 vs 2.3 ms at 512; eight signals: 1.9 vs
-# 1.2 ms at 128, 14.2 vs 5.5 ms at 512.
-SCRIPTED_BLOCK_MIN_LENGTH = 128
-
-
-def _scripted_filter(
-    waveform: Tensor,
-    a_coeffs: Tensor,
-    b_coeffs: Tensor,
-    zi: Optional[Tensor],
-    backend: str,
-    block_min_length: int = SCRIPTED_BLOCK_MIN_LENGTH,
-    block_length: int = BLOCK_LENGTH,
-) -> Tuple[Tensor, Tensor]:
-    """The TorchScript path: built-in ops only, so exported models need no package.
-
-    (The constants come in as default arguments: TorchScript cannot read globals.)
-    """
-    if backend == "loop" or (backend == "auto" and waveform.shape[-1] < block_min_length):
-        return filter_loop(waveform, a_coeffs, b_coeffs, zi)
-    if backend == "block" or backend == "auto":
-        return filter_block(waveform, a_coeffs, b_coeffs, zi, block_length)
-    raise ValueError(
-        f"expected backend 'auto', 'block' or 'loop' under TorchScript, got {backend}"
-    )
+from .backends.dispatch import backend_module, resolve_backend, scripted_filter
 
 
 def _needs_graph(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> bool:
@@ -121,7 +89,7 @@ def lfilter_bank_with_state(
     a_normalised, b_normalised = normalize_coefficients(a_coeffs, b_coeffs, check_leading)
 
     if torch.jit.is_scripting():
-        return _scripted_filter(waveform, a_normalised, b_normalised, zi, backend)
+        return scripted_filter(waveform, a_normalised, b_normalised, zi, backend)
     batch_ndim = max(waveform.dim(), a_normalised.dim(), b_normalised.dim()) - 1
     if zi is not None:
         batch_ndim = max(batch_ndim, zi.dim() - 1)

@@ -1,10 +1,18 @@
-"""Shared fixtures: random stable filters and scipy references."""
-import numpy as np
-import pytest
-import scipy.signal
+"""Shared fixtures: random stable filters, scipy references, and the backend x device axis."""
+import os
+
 import torch
 
-import multi_lfilter
+# Without a GPU the Triton kernels' logic runs in Triton's interpreter, on CPU tensors
+# (set before the kernels are first imported).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import scipy.signal  # noqa: E402
+
+import multi_lfilter  # noqa: E402
 
 # torchaudio is optional beside some torch builds: tests that compare with it skip with
 # this reason where it cannot load.
@@ -88,10 +96,37 @@ def rng():
     return np.random.default_rng(1234)
 
 
-BACKENDS = multi_lfilter.available_backends()
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+# On CPU the Triton kernels run in the interpreter, far slower than compiled: they get
+# small cases of their own (test_triton.py) instead of every test here.
+_CPU_ONLY_IN_TEST_TRITON = {"triton"}
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    """Every backend this process has: each test using it runs once per kernel."""
-    return request.param
+def to_device(device, *tensors):
+    """``tensors`` on ``device`` (``None`` stays ``None``), as a list."""
+    return [tensor.to(device) if tensor is not None else None for tensor in tensors]
+
+
+def backends_on(device):
+    """The backends that run tensors of ``device`` in this process."""
+    available = multi_lfilter.available_backends()
+    if device == "cpu":
+        return [name for name in available if name not in _CPU_ONLY_IN_TEST_TRITON]
+    return [name for name in available if name != "native"]
+
+
+def pytest_generate_tests(metafunc):
+    """A ``backend`` argument runs the test once per kernel; with a ``device`` argument
+    too, once per (kernel, device) pair that exists (CUDA where available)."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0]
+        names = [name.strip() for name in names.split(",")] if isinstance(names, str) else list(names)
+        if "backend" in names:  # the test chose its own backends
+            return
+    if "device" in metafunc.fixturenames:
+        pairs = [(name, device) for device in DEVICES for name in backends_on(device)]
+        metafunc.parametrize("backend, device", pairs, ids=[f"{name}-{device}" for name, device in pairs])
+    else:
+        metafunc.parametrize("backend", backends_on("cpu"))

@@ -4,7 +4,7 @@ import torch
 
 from multi_lfilter import lfilter_bank, lfilter_bank_with_state
 
-from conftest import ORDERS, random_filter_bank, scipy_lfilter_rows
+from conftest import ORDERS, random_filter_bank, scipy_lfilter_rows, to_device
 
 
 def lengths_for(order):
@@ -48,12 +48,15 @@ def float32_tolerance(order):
 
 
 @pytest.mark.parametrize("order, length, with_state", CASES)
-def test_float64_matches_scipy(order, length, with_state, rng, backend):
+def test_float64_matches_scipy(order, length, with_state, rng, backend, device):
     a, b = random_filter_bank(order, n_filters=3, rng=rng)
     waveform = torch.from_numpy(rng.normal(size=(2, 1, length)))
     zi = torch.from_numpy(rng.normal(size=(2, 3, order))) if with_state else None
 
-    y, zf = lfilter_bank_with_state(waveform, a_coeffs=a, b_coeffs=b, zi=zi, backend=backend)
+    x_dev, a_dev, b_dev, zi_dev = to_device(device, waveform, a, b, zi)
+    y, zf = lfilter_bank_with_state(x_dev, a_coeffs=a_dev, b_coeffs=b_dev, zi=zi_dev, backend=backend)
+    assert y.device.type == device and zf.device.type == device
+    y, zf = y.cpu(), zf.cpu()
     y_ref, zf_ref = scipy_lfilter_rows(waveform, a, b, zi)
 
     assert y.shape == (2, 3, length) and zf.shape == (2, 3, order)
@@ -64,13 +67,15 @@ def test_float64_matches_scipy(order, length, with_state, rng, backend):
 
 
 @pytest.mark.parametrize("order, length, with_state", CASES)
-def test_float32_matches_scipy_on_rounded_coefficients(order, length, with_state, rng, backend):
+def test_float32_matches_scipy_on_rounded_coefficients(order, length, with_state, rng, backend, device):
     a, b = random_filter_bank(order, n_filters=3, rng=rng)
     a, b = a.float(), b.float()
     waveform = torch.from_numpy(rng.normal(size=(2, 1, length))).float()
     zi = torch.from_numpy(rng.normal(size=(2, 3, order))).float() if with_state else None
 
-    y, zf = lfilter_bank_with_state(waveform, a_coeffs=a, b_coeffs=b, zi=zi, backend=backend)
+    x_dev, a_dev, b_dev, zi_dev = to_device(device, waveform, a, b, zi)
+    y, zf = lfilter_bank_with_state(x_dev, a_coeffs=a_dev, b_coeffs=b_dev, zi=zi_dev, backend=backend)
+    y, zf = y.cpu(), zf.cpu()
     y_ref, zf_ref = scipy_lfilter_rows(waveform, a, b, zi)
 
     assert y.dtype == torch.float32 and zf.dtype == torch.float32
@@ -99,30 +104,31 @@ def test_float32_block_error_is_the_loops(order, rng):
 
 
 @pytest.mark.parametrize("order", [0, 1, 2])
-def test_unequal_coefficient_lengths_are_zero_padded(order, rng, backend):
+def test_unequal_coefficient_lengths_are_zero_padded(order, rng, backend, device):
     a = torch.tensor([2.0, -0.4, 0.1][: order + 1], dtype=torch.float64)
     b = torch.from_numpy(rng.normal(size=(4, 5)))  # longer numerator: order 4 overall
     waveform = torch.from_numpy(rng.normal(size=(4, 300)))
-    y = lfilter_bank(waveform, a_coeffs=a, b_coeffs=b, backend=backend)
+    y = lfilter_bank(*to_device(device, waveform, a, b), backend=backend).cpu()
     y_ref, _ = scipy_lfilter_rows(waveform, a, b)
     torch.testing.assert_close(y, y_ref, rtol=0, atol=float64_tolerance(backend, y_ref))
 
 
-def test_order_zero_is_a_gain(rng, backend):
-    waveform = torch.from_numpy(rng.normal(size=(3, 50)))
+def test_order_zero_is_a_gain(rng, backend, device):
+    waveform = torch.from_numpy(rng.normal(size=(3, 50))).to(device)
     y, zf = lfilter_bank_with_state(
-        waveform, a_coeffs=torch.tensor([2.0], dtype=torch.float64), b_coeffs=torch.tensor([3.0], dtype=torch.float64),
-        backend=backend,
+        waveform, a_coeffs=torch.tensor([2.0], dtype=torch.float64, device=device),
+        b_coeffs=torch.tensor([3.0], dtype=torch.float64, device=device), backend=backend,
     )
     torch.testing.assert_close(y, 1.5 * waveform)
     assert zf.shape == (3, 0)
 
 
-def test_non_contiguous_inputs(rng, backend):
+def test_non_contiguous_inputs(rng, backend, device):
     a, b = random_filter_bank(2, n_filters=4, rng=rng)
-    waveform = torch.from_numpy(rng.normal(size=(600, 3))).t()[:, ::2]  # (3, 300), strided
-    a_column_major = a.t().contiguous().t()
+    waveform = torch.from_numpy(rng.normal(size=(600, 3))).to(device).t()[:, ::2]  # (3, 300), strided
+    a_column_major = a.to(device).t().contiguous().t()
     assert not waveform.is_contiguous() and not a_column_major.is_contiguous()
-    y = lfilter_bank(waveform.unsqueeze(-2), a_coeffs=a_column_major, b_coeffs=b, backend=backend)
+    y = lfilter_bank(waveform.unsqueeze(-2), a_coeffs=a_column_major, b_coeffs=b.to(device), backend=backend).cpu()
+    waveform = waveform.cpu()
     y_ref, _ = scipy_lfilter_rows(waveform.unsqueeze(-2), a, b)
     torch.testing.assert_close(y, y_ref, rtol=0, atol=float64_tolerance(backend, y_ref))

@@ -1,4 +1,5 @@
-"""The dispatch point, the native kernels' limits, and the fallback without them."""
+"""The backend registry (the one dispatch point), the native kernels' limits, and the
+fallback without them."""
 import os
 import subprocess
 import sys
@@ -8,8 +9,8 @@ import pytest
 import torch
 
 from multi_lfilter import available_backends, lfilter_bank, lfilter_bank_with_state
-from multi_lfilter.backends import native
-from multi_lfilter.backends.dispatch import resolve_backend
+from multi_lfilter.backends import native, triton_backend
+from multi_lfilter.backends.dispatch import REGISTRY, resolve_backend
 
 from conftest import random_filter_bank, scipy_lfilter_rows
 
@@ -20,6 +21,45 @@ def test_available_backends_lists_the_pure_tensor_ones():
     backends = available_backends()
     assert backends[-2:] == ["block", "loop"]
     assert ("native" in backends) == native.available()
+    assert ("triton" in backends) == triton_backend.available()
+
+
+def test_every_registered_backend_declares_what_it_supports():
+    names = [backend.name for backend in REGISTRY]
+    assert names == ["native", "triton", "block", "loop"]
+    by_name = {backend.name: backend for backend in REGISTRY}
+    assert [name for name in names if by_name[name].scriptable] == ["block", "loop"]
+    assert by_name["native"].devices == ("cpu",)
+    assert "cpu" not in (by_name["block"].devices or ())  # None: any device
+
+
+def test_the_c_kernels_never_see_a_cuda_or_meta_pointer():
+    """Whatever is asked, a non-CPU tensor never resolves to the native backend."""
+    for device in ("meta",) + (("cuda",) if torch.cuda.is_available() else ()):
+        waveform = torch.zeros(3, 10, device=device)
+        assert resolve_backend("auto", waveform, order=2, batch_ndim=1) != "native"
+        if native.available():
+            with pytest.raises(ValueError, match="expected a problem the native backend supports"):
+                resolve_backend("native", waveform, order=2, batch_ndim=1)
+
+
+def test_triton_on_cpu_only_under_the_interpreter(monkeypatch):
+    waveform = torch.zeros(3, 10)
+    if not triton_backend.available():
+        pytest.skip("Triton is not installed")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert resolve_backend("triton", waveform, order=2, batch_ndim=1) == "triton"
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(ValueError, match=r"expected a problem the triton backend supports \(cuda or cpu tensors, order <= 8\)"):
+        resolve_backend("triton", waveform, order=2, batch_ndim=1)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    with pytest.raises(ValueError, match="order 9"):
+        resolve_backend("triton", waveform, order=9, batch_ndim=1)
+
+
+def test_auto_does_not_pick_triton_until_measured():
+    """The Triton kernels are opt-in until a GPU run has compared them with the block algorithm."""
+    assert resolve_backend("auto", torch.zeros(3, 10, device="meta"), order=2, batch_ndim=1) == "block"
 
 
 @needs_native
@@ -35,7 +75,7 @@ def test_auto_picks_block_where_native_cannot_run():
 
 @needs_native
 def test_native_for_a_problem_it_cannot_run_is_a_value_error():
-    with pytest.raises(ValueError, match=r"expected a problem the native backend supports .* order 40 .* available backends: \['native', 'block', 'loop'\]"):
+    with pytest.raises(ValueError, match=r"expected a problem the native backend supports \(cpu tensors, order <= \d+, at most 8 batch dims\), got cpu tensors of order 40 .* available backends: \[.*'native'.*\]"):
         lfilter_bank(
             torch.zeros(2, 50), a_coeffs=torch.eye(1, 41)[0], b_coeffs=torch.ones(41), backend="native"
         )
@@ -93,11 +133,12 @@ def test_without_the_extension_everything_falls_back(tmp_path):
         """
         import numpy as np, scipy.signal, torch
         import multi_lfilter
-        assert multi_lfilter.available_backends() == ["block", "loop"], multi_lfilter.available_backends()
+        backends = multi_lfilter.available_backends()
+        assert "native" not in backends and backends[-2:] == ["block", "loop"], backends
         try:
             multi_lfilter.lfilter_bank(torch.zeros(3), torch.ones(1), torch.ones(1), backend="native")
         except ValueError as error:
-            assert "one of ['block', 'loop']" in str(error), error
+            assert f"one of {backends}" in str(error), error
         else:
             raise AssertionError("backend='native' did not raise")
         rng = np.random.default_rng(0)
@@ -167,40 +208,3 @@ def test_native_memory_is_the_output_and_nothing_the_size_of_it_besides():
         native.adjoint(upstream, None, waveform, a, b, results["y"], None, (True, True, True, False))
 
     assert _resident_high_water_rise(adjoint) < 0.2 * output_bytes
-
-
-@pytest.mark.parametrize(
-    "waveform_shape, a_shape, b_shape, zi_shape",
-    [
-        ((3, 1, 50), (4, 3), (4, 3), None),  # a bank: the input shared by the filters
-        ((3, 1, 50), (4, 3), (4, 3), (3, 4, 2)),  # ... with a state per row and filter
-        ((1, 1, 50), (4, 3), (4, 3), (3, 4, 2)),  # rows that exist only through zi
-        ((3, 4, 50), (4, 3), (4, 3), (4, 2)),  # one filter per channel: not shared
-        ((3, 1, 50), (3,), (4, 3), None),  # the numerator alone varies
-        ((2, 1, 1, 50), (5, 1, 3), (1, 4, 3), (2, 5, 4, 2)),  # filter dims from a and from b
-    ],
-    ids=["bank", "bank-zi", "rows-from-zi", "per-channel", "b-only", "mixed"],
-)
-@pytest.mark.parametrize("block_length", [2, 7, 32])
-@pytest.mark.parametrize("length", [0, 1, 7, 50], ids=lambda n: f"T{n}")
-def test_block_layouts_and_partial_blocks_match_the_loop(waveform_shape, a_shape, b_shape, zi_shape, block_length, length, rng):
-    """The block algorithm's layouts (shared input or not) and block edges, against the loop."""
-    from multi_lfilter.backends.block import filter_block
-    from multi_lfilter.backends.loop import filter_loop
-
-    order = 2
-    a_coeffs = torch.from_numpy(rng.uniform(-0.3, 0.3, size=a_shape))
-    a_coeffs[..., 0] = 1.0
-    b_coeffs = torch.from_numpy(rng.normal(size=b_shape))
-    waveform = torch.from_numpy(rng.normal(size=waveform_shape[:-1] + (length,)))
-    zi = torch.from_numpy(rng.normal(size=zi_shape)) if zi_shape else None
-    assert a_coeffs.shape[-1] == order + 1
-    expected_y, expected_zf = filter_loop(waveform, a_coeffs, b_coeffs, zi)
-    y, zf = filter_block(waveform, a_coeffs, b_coeffs, zi, block_length)
-    torch.testing.assert_close(y, expected_y, rtol=0, atol=1e-12)
-    torch.testing.assert_close(zf, expected_zf, rtol=0, atol=1e-12)
-    # Backwards in time (the adjoint's pass): the flipped signal's filtering, flipped.
-    expected_y, expected_zf = filter_loop(waveform.flip(-1), a_coeffs, b_coeffs, zi)
-    y, zf = filter_block(waveform, a_coeffs, b_coeffs, zi, block_length, reverse=True)
-    torch.testing.assert_close(y, expected_y.flip(-1), rtol=0, atol=1e-12)
-    torch.testing.assert_close(zf, expected_zf, rtol=0, atol=1e-12)

@@ -40,8 +40,8 @@ def make_inputs(shape_name, rng):
 
 @pytest.mark.parametrize("shape_name", list(SHAPES))
 @pytest.mark.parametrize("subset", SUBSETS, ids=["+".join(s) for s in SUBSETS])
-def test_gradcheck_and_gradgradcheck(shape_name, subset, rng, backend):
-    inputs = make_inputs(shape_name, rng)
+def test_gradcheck_and_gradgradcheck(shape_name, subset, rng, backend, device):
+    inputs = {name: tensor.to(device) for name, tensor in make_inputs(shape_name, rng).items()}
     for name in subset:
         inputs[name].requires_grad_(True)
     ordered = tuple(inputs[name] for name in INPUT_NAMES)
@@ -55,8 +55,8 @@ def test_gradcheck_and_gradgradcheck(shape_name, subset, rng, backend):
     assert gradgradcheck(filter_all, ordered)
 
 
-def test_gradcheck_without_initial_state(rng, backend):
-    inputs = make_inputs("bank(B,1,T)x(C,K)", rng)
+def test_gradcheck_without_initial_state(rng, backend, device):
+    inputs = {name: tensor.to(device) for name, tensor in make_inputs("bank(B,1,T)x(C,K)", rng).items()}
     args = [inputs[name].requires_grad_(True) for name in ("waveform", "a_coeffs", "b_coeffs")]
     assert gradcheck(lambda *t: lfilter_bank_with_state(*t, backend=backend), args)
     assert gradgradcheck(lambda *t: lfilter_bank_with_state(*t, backend=backend), args)

@@ -6,16 +6,16 @@ import torch
 
 from multi_lfilter import lfilter_bank, lfilter_bank_with_state
 
-from conftest import random_filter_bank
+from conftest import random_filter_bank, to_device
 
 
 @pytest.mark.parametrize("order", [1, 2, 5])
 @pytest.mark.parametrize("chunk_lengths", [(100, 200, 3), (1, 0, 1, 250), (2, 2, 2, 2)], ids=str)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-def test_chunks_with_state_equal_whole_signal(order, chunk_lengths, dtype, rng, backend):
-    a, b = random_filter_bank(order, n_filters=4, rng=rng)
-    waveform = torch.from_numpy(rng.normal(size=(3, 1, sum(chunk_lengths)))).to(dtype)
-    zi = torch.from_numpy(rng.normal(size=(3, 4, order))).to(dtype)
+def test_chunks_with_state_equal_whole_signal(order, chunk_lengths, dtype, rng, backend, device):
+    a, b = to_device(device, *random_filter_bank(order, n_filters=4, rng=rng))
+    waveform = torch.from_numpy(rng.normal(size=(3, 1, sum(chunk_lengths)))).to(device, dtype)
+    zi = torch.from_numpy(rng.normal(size=(3, 4, order))).to(device, dtype)
     whole, zf_whole = lfilter_bank_with_state(
         waveform, a_coeffs=a.to(dtype), b_coeffs=b.to(dtype), zi=zi, backend=backend
     )
@@ -60,7 +60,7 @@ BROADCAST_CASES = {
 
 
 @pytest.mark.parametrize("case", list(BROADCAST_CASES), ids=list(BROADCAST_CASES))
-def test_broadcasting_equals_loop_over_items(case, rng, backend):
+def test_broadcasting_equals_loop_over_items(case, rng, backend, device):
     waveform_shape, a_shape, b_shape, zi_shape = BROADCAST_CASES[case]
     a_ref, _ = random_filter_bank(2, n_filters=1, rng=rng)
     a = a_ref[0] + torch.from_numpy(rng.uniform(-0.02, 0.02, size=a_shape))
@@ -68,7 +68,8 @@ def test_broadcasting_equals_loop_over_items(case, rng, backend):
     waveform = torch.from_numpy(rng.normal(size=waveform_shape))
     zi = torch.from_numpy(rng.normal(size=zi_shape)) if zi_shape else None
 
-    y = lfilter_bank(waveform, a_coeffs=a, b_coeffs=b, zi=zi, backend=backend)
+    x_dev, a_dev, b_dev, zi_dev = to_device(device, waveform, a, b, zi)
+    y = lfilter_bank(x_dev, a_coeffs=a_dev, b_coeffs=b_dev, zi=zi_dev, backend=backend).cpu()
     expected = loop_over_batch(waveform, a, b, zi, backend="loop")
     torch.testing.assert_close(y, expected, rtol=0, atol=1e-12)
 

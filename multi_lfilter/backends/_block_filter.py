@@ -66,9 +66,11 @@ def window(signal: Tensor, start: int, stop: int, out: Optional[Tensor] = None) 
         for extent in shape:
             size *= extent
         result = out[:size].view(shape)
-    result[..., : low - start].zero_()
+    if low > start:
+        result[..., : low - start].zero_()
     result[..., low - start : high - start].copy_(signal[..., low:high])
-    result[..., high - start :].zero_()
+    if high < stop:
+        result[..., high - start :].zero_()
     return result
 
 

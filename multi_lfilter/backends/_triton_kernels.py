@@ -1,0 +1,185 @@
+"""Triton kernels for the ``"triton"`` backend: every chain marches through time with
+its state in registers.
+
+Imported only when the backend first runs (``import triton`` is slow, and Triton is
+optional). A *chain* is one row of the broadcast batch: one signal through one
+filter. A program takes ``BLOCK_CHAINS`` chains and walks through time in tiles of
+``TIME_TILE`` samples: each tile of inputs is loaded at once (every chain's samples
+are contiguous in memory, so a thread reads a run of them), the recurrence steps
+through the tile's columns, and the tile of outputs is stored at once. Arithmetic is
+float64 whatever the signal's dtype (as in every backend).
+
+Columns of a register tile are picked with ``where(column == t, tile, 0).sum()``
+with ``t`` a compile-time constant (the loop over a tile is unrolled), which the
+compiler folds into a register read. The state is an ``(BLOCK_CHAINS, ORDER_PAD)``
+tile, shifted by one slot per step the same way. With ``TRITON_INTERPRET=1`` the
+same kernels run on CPU tensors (how CI tests them).
+
+Every pointer argument is a base pointer plus per-chain element offsets (int64, one
+per chain, zero strides where the batch broadcasts), so a waveform shared by the
+filters is read in place.
+"""
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _column(tile, columns, t: tl.constexpr):
+    """Column ``t`` of a ``(chains, width)`` tile: ``(chains,)``."""
+    return tl.sum(tl.where(columns[None, :] == t, tile, 0.0), axis=1)
+
+
+@triton.jit
+def _shift_down(state, slots):
+    """``state[:, k + 1]`` into slot ``k`` (zero into the last)."""
+    moves = slots[None, None, :] == slots[None, :, None] + 1
+    return tl.sum(tl.where(moves, state[:, None, :], 0.0), axis=2)
+
+
+@triton.jit
+def _shift_up(state, slots):
+    """``state[:, k - 1]`` into slot ``k`` (zero into slot 0)."""
+    moves = slots[None, None, :] == slots[None, :, None] - 1
+    return tl.sum(tl.where(moves, state[:, None, :], 0.0), axis=2)
+
+
+@triton.jit
+def lfilter_forward_kernel(
+    x_ptr, x_offsets, x_step,
+    a_ptr, a_offsets, a_step,
+    b_ptr, b_offsets, b_step,
+    zi_ptr, zi_offsets, zi_step,
+    y_ptr, zf_ptr,
+    n_chains, length,
+    ORDER: tl.constexpr, ORDER_PAD: tl.constexpr, HAS_ZI: tl.constexpr,
+    BLOCK_CHAINS: tl.constexpr, TIME_TILE: tl.constexpr,
+):
+    """Transposed direct form II, scipy's: ``y = b0 x + z0``,
+    ``z_k = z_(k+1) + b_(k+1) x - a_(k+1) y``. ``y`` is ``(n_chains, T)`` and ``zf``
+    ``(n_chains, ORDER)``, both contiguous; coefficients are float64, normalised."""
+    chains = tl.program_id(0) * BLOCK_CHAINS + tl.arange(0, BLOCK_CHAINS)
+    live = chains < n_chains
+    slots = tl.arange(0, ORDER_PAD)
+    in_order = slots < ORDER
+    columns = tl.arange(0, TIME_TILE)
+
+    x_base = tl.load(x_offsets + chains, mask=live, other=0)
+    a_base = tl.load(a_offsets + chains, mask=live, other=0)
+    b_base = tl.load(b_offsets + chains, mask=live, other=0)
+    coefficient_mask = live[:, None] & in_order[None, :]
+    b0 = tl.load(b_ptr + b_base, mask=live, other=0.0)
+    # Slot k holds the coefficients of lag k + 1.
+    a_rest = tl.load(a_ptr + a_base[:, None] + (slots[None, :] + 1) * a_step, mask=coefficient_mask, other=0.0)
+    b_rest = tl.load(b_ptr + b_base[:, None] + (slots[None, :] + 1) * b_step, mask=coefficient_mask, other=0.0)
+    if HAS_ZI:
+        zi_base = tl.load(zi_offsets + chains, mask=live, other=0)
+        state = tl.load(zi_ptr + zi_base[:, None] + slots[None, :] * zi_step, mask=coefficient_mask, other=0.0)
+        state = state.to(tl.float64)
+    else:
+        state = tl.zeros([BLOCK_CHAINS, ORDER_PAD], dtype=tl.float64)
+
+    for start in range(0, length, TIME_TILE):
+        times = start + columns
+        tile_mask = live[:, None] & (times[None, :] < length)
+        inputs = tl.load(x_ptr + x_base[:, None] + times[None, :] * x_step, mask=tile_mask, other=0.0)
+        inputs = inputs.to(tl.float64)
+        outputs = tl.zeros([BLOCK_CHAINS, TIME_TILE], dtype=tl.float64)
+        for t in tl.static_range(TIME_TILE):
+            sample = _column(inputs, columns, t)
+            output = b0 * sample + _column(state, slots, 0)
+            advanced = _shift_down(state, slots) + b_rest * sample[:, None] - a_rest * output[:, None]
+            # Past the end the state must stay as it is (the last tile may be partial).
+            state = tl.where(start + t < length, advanced, state)
+            outputs = tl.where(columns[None, :] == t, output[:, None], outputs)
+        tl.store(y_ptr + chains[:, None] * length + times[None, :], outputs.to(y_ptr.dtype.element_ty), mask=tile_mask)
+    tl.store(zf_ptr + chains[:, None] * ORDER + slots[None, :], state.to(zf_ptr.dtype.element_ty), mask=coefficient_mask)
+
+
+@triton.jit
+def lfilter_adjoint_kernel(
+    g_ptr, g_offsets, g_step,
+    x_ptr, x_offsets, x_step,
+    y_ptr,
+    a_ptr, a_offsets, a_step,
+    b_ptr, b_offsets, b_step,
+    gzf_ptr, gzf_offsets, gzf_step,
+    gx_ptr, ga_ptr, gb_ptr, gzi_ptr,
+    n_chains, length,
+    ORDER: tl.constexpr, ORDER_PAD: tl.constexpr, HAS_GZF: tl.constexpr,
+    NEED_X: tl.constexpr, NEED_A: tl.constexpr, NEED_B: tl.constexpr,
+    BLOCK_CHAINS: tl.constexpr, TIME_TILE: tl.constexpr,
+):
+    """The adjoint, fused: backwards in time ``g_v[n] = g[n] - sum_k a_k g_v[n + k]``
+    (continued beyond the end by ``grad_zf``), and from it in the same pass, per
+    chain, ``dL/dx[n] = sum_k b_k g_v[n + k]`` (``gx``, ``(n_chains, T)``),
+    ``dL/db_j = sum_n g_v[n + j] x[n]`` and ``dL/da_j = -sum_n g_v[n + j] y[n]``
+    (``gb``, ``ga``: ``(n_chains, ORDER + 1)``, float64) and ``dL/dzi = g_v[:N]``
+    (``gzi``, ``(n_chains, ORDER)``, float64). ``history[:, k]`` is ``g_v[n + 1 + k]``."""
+    chains = tl.program_id(0) * BLOCK_CHAINS + tl.arange(0, BLOCK_CHAINS)
+    live = chains < n_chains
+    slots = tl.arange(0, ORDER_PAD)
+    in_order = slots < ORDER
+    columns = tl.arange(0, TIME_TILE)
+    coefficient_mask = live[:, None] & in_order[None, :]
+
+    g_base = tl.load(g_offsets + chains, mask=live, other=0)
+    x_base = tl.load(x_offsets + chains, mask=live, other=0)
+    a_base = tl.load(a_offsets + chains, mask=live, other=0)
+    b_base = tl.load(b_offsets + chains, mask=live, other=0)
+    b0 = tl.load(b_ptr + b_base, mask=live, other=0.0)
+    a_rest = tl.load(a_ptr + a_base[:, None] + (slots[None, :] + 1) * a_step, mask=coefficient_mask, other=0.0)
+    b_rest = tl.load(b_ptr + b_base[:, None] + (slots[None, :] + 1) * b_step, mask=coefficient_mask, other=0.0)
+    if HAS_GZF:
+        gzf_base = tl.load(gzf_offsets + chains, mask=live, other=0)
+        history = tl.load(gzf_ptr + gzf_base[:, None] + slots[None, :] * gzf_step, mask=coefficient_mask, other=0.0)
+        history = history.to(tl.float64)
+    else:
+        history = tl.zeros([BLOCK_CHAINS, ORDER_PAD], dtype=tl.float64)
+    grad_b0 = tl.zeros([BLOCK_CHAINS], dtype=tl.float64)
+    grad_b_rest = tl.zeros([BLOCK_CHAINS, ORDER_PAD], dtype=tl.float64)
+    grad_a_rest = tl.zeros([BLOCK_CHAINS, ORDER_PAD], dtype=tl.float64)
+
+    n_tiles = tl.cdiv(length, TIME_TILE)
+    for tile in range(0, n_tiles):
+        # Tiles from the end; the last one may start before the signal.
+        start = length - (tile + 1) * TIME_TILE
+        times = start + columns
+        tile_mask = live[:, None] & (times[None, :] >= 0)
+        upstream = tl.load(g_ptr + g_base[:, None] + times[None, :] * g_step, mask=tile_mask, other=0.0)
+        upstream = upstream.to(tl.float64)
+        if NEED_B:
+            inputs = tl.load(x_ptr + x_base[:, None] + times[None, :] * x_step, mask=tile_mask, other=0.0)
+            inputs = inputs.to(tl.float64)
+        if NEED_A:
+            outputs = tl.load(y_ptr + chains[:, None] * length + times[None, :], mask=tile_mask, other=0.0)
+            outputs = outputs.to(tl.float64)
+        if NEED_X:
+            grad_inputs = tl.zeros([BLOCK_CHAINS, TIME_TILE], dtype=tl.float64)
+        for step in tl.static_range(TIME_TILE):
+            t = TIME_TILE - 1 - step
+            valid = start + t >= 0
+            grad_v = _column(upstream, columns, t) - tl.sum(a_rest * history, axis=1)
+            if NEED_X:
+                grad_input = b0 * grad_v + tl.sum(b_rest * history, axis=1)
+                grad_inputs = tl.where(columns[None, :] == t, grad_input[:, None], grad_inputs)
+            if NEED_B:
+                sample = _column(inputs, columns, t)
+                grad_b0 += tl.where(valid, grad_v * sample, 0.0)
+                grad_b_rest += tl.where(valid, history * sample[:, None], 0.0)
+            if NEED_A:
+                output = _column(outputs, columns, t)
+                grad_a_rest -= tl.where(valid, history * output[:, None], 0.0)
+            advanced = tl.where(slots[None, :] == 0, grad_v[:, None], _shift_up(history, slots))
+            history = tl.where(valid, tl.where(in_order[None, :], advanced, 0.0), history)
+        if NEED_X:
+            tl.store(gx_ptr + chains[:, None] * length + times[None, :], grad_inputs.to(gx_ptr.dtype.element_ty), mask=tile_mask)
+
+    width = ORDER + 1
+    if NEED_B:
+        tl.store(gb_ptr + chains * width, grad_b0, mask=live)
+        tl.store(gb_ptr + chains[:, None] * width + slots[None, :] + 1, grad_b_rest, mask=coefficient_mask)
+    if NEED_A:
+        tl.store(ga_ptr + chains * width, tl.zeros([BLOCK_CHAINS], dtype=tl.float64), mask=live)
+        tl.store(ga_ptr + chains[:, None] * width + slots[None, :] + 1, grad_a_rest, mask=coefficient_mask)
+    # After the first sample the history is g_v[0 .. N - 1] (the tail where T < N).
+    tl.store(gzi_ptr + chains[:, None] * ORDER + slots[None, :], history, mask=coefficient_mask)

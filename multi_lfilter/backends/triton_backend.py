@@ -1,0 +1,163 @@
+"""The ``"triton"`` backend: fused GPU kernels written in Triton (``_triton_kernels``).
+
+One kernel launch per forward and one per adjoint, whatever ``T``: each chain (one row
+of the broadcast batch) marches through time with its state in registers, many chains
+per program. The adjoint fuses the backward recurrence with every gradient's
+reduction, so backward allocates nothing the size of the output except the
+waveform's gradient per chain where the waveform needs one (then summed over the
+filters that share it). Deterministic: no atomics.
+
+Triton ships with the CUDA builds of torch and is imported on first use. The kernels
+run on CUDA tensors, and on CPU tensors where ``TRITON_INTERPRET=1`` was set before
+the first use (Triton's interpreter: slow, for tests of the kernels' logic).
+"""
+import functools
+import importlib.util
+import os
+from typing import List, Optional
+
+import torch
+from torch import Tensor
+
+from .._shapes import filter_batch_shape, sum_to_shape
+
+# The state lives in registers: orders above this go to the block algorithm.
+MAX_ORDER = 8
+BLOCK_CHAINS = 32
+TIME_TILE = 16
+
+
+# Looked up once, without importing Triton (slow); a constant torch.compile can read.
+_AVAILABLE = importlib.util.find_spec("triton") is not None
+
+
+def available() -> bool:
+    """Whether Triton can be imported in this process."""
+    return _AVAILABLE
+
+
+def interpreting() -> bool:
+    """Whether Triton's interpreter is on (kernels then run on CPU tensors)."""
+    return os.environ.get("TRITON_INTERPRET", "") == "1"
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels():
+    from . import _triton_kernels
+
+    return _triton_kernels
+
+
+def _chain_offsets(tensor: Optional[Tensor], batch: List[int]) -> Tensor:
+    """Element offset of each chain's first value in ``tensor`` broadcast to ``batch``:
+    ``(prod(batch),)`` int64 (zeros for ``None``)."""
+    count = 1
+    for size in batch:
+        count *= size
+    if tensor is None:
+        return torch.zeros(count, dtype=torch.int64)
+    strides = tensor.expand(batch + [tensor.shape[-1]]).stride()
+    offsets = torch.zeros(batch, dtype=torch.int64, device=tensor.device)
+    for dim, size in enumerate(batch):
+        shape = [1] * len(batch)
+        shape[dim] = size
+        offsets = offsets + torch.arange(size, device=tensor.device).reshape(shape) * strides[dim]
+    return offsets.reshape(-1)
+
+
+def _time_step(tensor: Optional[Tensor]) -> int:
+    return 0 if tensor is None else tensor.stride(-1)
+
+
+def _grid(n_chains: int):
+    return (max(1, (n_chains + BLOCK_CHAINS - 1) // BLOCK_CHAINS),)
+
+
+def forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]):
+    """The backend contract's forward kernel; coefficients are float64 and normalised."""
+    batch = filter_batch_shape(waveform, a_coeffs, b_coeffs, zi)
+    order = a_coeffs.shape[-1] - 1
+    length = waveform.shape[-1]
+    device = waveform.device
+    y = torch.empty(batch + [length], dtype=waveform.dtype, device=device)
+    zf = torch.empty(batch + [order], dtype=waveform.dtype, device=device)
+    n_chains = _count(batch)
+    if n_chains == 0:
+        return y, zf
+    if length == 0:  # nothing to filter: the state passes through
+        zf.copy_(zi.expand(batch + [order]) if zi is not None else torch.zeros_like(zf))
+        return y, zf
+    zi_double = zi.double() if zi is not None else None
+    _kernels().lfilter_forward_kernel[_grid(n_chains)](
+        waveform, _chain_offsets(waveform, batch).to(device), _time_step(waveform),
+        a_coeffs, _chain_offsets(a_coeffs, batch).to(device), _time_step(a_coeffs),
+        b_coeffs, _chain_offsets(b_coeffs, batch).to(device), _time_step(b_coeffs),
+        zi_double if zi_double is not None else a_coeffs, _chain_offsets(zi_double, batch).to(device),
+        _time_step(zi_double),
+        y, zf,
+        n_chains, length,
+        ORDER=order, ORDER_PAD=_padded(order), HAS_ZI=zi is not None,
+        BLOCK_CHAINS=BLOCK_CHAINS, TIME_TILE=TIME_TILE,
+    )
+    return y, zf
+
+
+def adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_input_grad):
+    """The backend contract's adjoint kernel, fused: see ``lfilter_adjoint_kernel``."""
+    need_waveform, need_a, need_b, need_zi = needs_input_grad
+    need_zi = need_zi and zi_shape is not None
+    batch = list(y.shape[:-1])
+    order = a_coeffs.shape[-1] - 1
+    length = y.shape[-1]
+    device = y.device
+    n_chains = _count(batch)
+    y = y.contiguous()  # our own output: already contiguous, so no copy
+    if grad_y is None:
+        grad_y = torch.zeros_like(y)
+    float64 = dict(dtype=torch.float64, device=device)
+    grad_a_chains = torch.zeros(batch + [order + 1], **float64)
+    grad_b_chains = torch.zeros(batch + [order + 1], **float64)
+    grad_zi_chains = torch.zeros(batch + [order], **float64)
+    grad_waveform_chains = torch.zeros(batch + [length], dtype=waveform.dtype, device=device) if need_waveform else None
+    grad_zf_double = grad_zf.double() if grad_zf is not None else None
+    if n_chains > 0 and length > 0:
+        _kernels().lfilter_adjoint_kernel[_grid(n_chains)](
+            grad_y, _chain_offsets(grad_y, batch).to(device), _time_step(grad_y),
+            waveform, _chain_offsets(waveform, batch).to(device), _time_step(waveform),
+            y,
+            a_coeffs, _chain_offsets(a_coeffs, batch).to(device), _time_step(a_coeffs),
+            b_coeffs, _chain_offsets(b_coeffs, batch).to(device), _time_step(b_coeffs),
+            grad_zf_double if grad_zf_double is not None else a_coeffs,
+            _chain_offsets(grad_zf_double, batch).to(device), _time_step(grad_zf_double),
+            grad_waveform_chains if grad_waveform_chains is not None else y,
+            grad_a_chains, grad_b_chains, grad_zi_chains,
+            n_chains, length,
+            ORDER=order, ORDER_PAD=_padded(order), HAS_GZF=grad_zf is not None,
+            NEED_X=need_waveform, NEED_A=need_a, NEED_B=need_b,
+            BLOCK_CHAINS=BLOCK_CHAINS, TIME_TILE=TIME_TILE,
+        )
+    elif grad_zf_double is not None:  # T == 0: the state's gradient passes through
+        grad_zi_chains.copy_(grad_zf_double.expand(batch + [order]))
+
+    grad_waveform = None
+    if grad_waveform_chains is not None:
+        grad_waveform = sum_to_shape(grad_waveform_chains, list(waveform.shape))
+    grad_a = sum_to_shape(grad_a_chains, list(a_coeffs.shape)) if need_a else None
+    grad_b = sum_to_shape(grad_b_chains, list(b_coeffs.shape)) if need_b else None
+    grad_zi = sum_to_shape(grad_zi_chains, zi_shape).to(waveform.dtype) if need_zi else None
+    return grad_waveform, grad_a, grad_b, grad_zi
+
+
+def _count(batch: List[int]) -> int:
+    count = 1
+    for size in batch:
+        count *= size
+    return count
+
+
+def _padded(order: int) -> int:
+    """The state tile's width: a power of two, at least 1."""
+    width = 1
+    while width < order:
+        width *= 2
+    return width

@@ -1,0 +1,134 @@
+"""The Triton kernels, forward and adjoint, on small cases: on CUDA where there is a
+GPU, else on CPU tensors in Triton's interpreter (``TRITON_INTERPRET=1``, set by
+conftest), which runs the same kernel code step by step."""
+import numpy as np
+import pytest
+import torch
+from torch.autograd import gradcheck, gradgradcheck
+
+from multi_lfilter import lfilter_bank, lfilter_bank_with_state
+from multi_lfilter.backends import loop, triton_backend
+
+from conftest import random_filter_bank, scipy_lfilter_rows
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+pytestmark = [
+    pytest.mark.skipif(not triton_backend.available(), reason="Triton is not installed (it ships with CUDA builds of torch)"),
+    pytest.mark.skipif(
+        DEVICE == "cpu" and not triton_backend.interpreting(),
+        reason="no GPU, and TRITON_INTERPRET=1 was not set before Triton's first use",
+    ),
+]
+
+LAYOUTS = [
+    ((2, 1, 37), (3, 3), (3, 3), None),  # bank
+    ((2, 1, 37), (3, 3), (3, 3), (2, 3, 2)),  # bank with a state per chain
+    ((1, 1, 37), (3, 3), (3, 3), (2, 3, 2)),  # chains that exist only through zi
+    ((2, 3, 37), (3, 3), (3, 3), (3, 2)),  # one filter per channel
+    ((2, 1, 37), (3,), (2, 3, 3), None),  # per-example numerators
+    ((2, 1, 37), (3, 1), (3, 1), None),  # order 0: a gain
+    ((2, 1, 37), (3, 6), (3, 6), (2, 3, 5)),  # order 5: a padded state tile
+]
+LAYOUT_IDS = ["bank", "bank-zi", "chains-from-zi", "per-channel", "per-example-b", "order0", "order5"]
+
+
+def on_device(*tensors):
+    return [t.to(DEVICE) if t is not None else None for t in tensors]
+
+
+def make_problem(waveform_shape, a_shape, b_shape, zi_shape, length, rng):
+    a_coeffs = torch.from_numpy(rng.uniform(-0.3, 0.3, size=a_shape))
+    a_coeffs[..., 0] = 1.0
+    b_coeffs = torch.from_numpy(rng.normal(size=b_shape))
+    waveform = torch.from_numpy(rng.normal(size=waveform_shape[:-1] + (length,)))
+    zi = torch.from_numpy(rng.normal(size=zi_shape)) if zi_shape else None
+    return waveform, a_coeffs, b_coeffs, zi
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 8])
+@pytest.mark.parametrize("length", [0, 1, 5, 16, 37], ids=lambda n: f"T{n}")
+@pytest.mark.parametrize("with_state", [False, True], ids=["nozi", "zi"])
+def test_forward_matches_scipy(order, length, with_state, rng):
+    """Lengths: empty, one sample, shorter than the order, one whole time tile, and
+    several tiles ending in a partial one."""
+    a, b = random_filter_bank(order, n_filters=3, rng=rng)
+    waveform = torch.from_numpy(rng.normal(size=(2, 1, length)))
+    zi = torch.from_numpy(rng.normal(size=(2, 3, order))) if with_state else None
+    y, zf = lfilter_bank_with_state(*on_device(waveform, a, b), zi=on_device(zi)[0], backend="triton")
+    y_ref, zf_ref = scipy_lfilter_rows(waveform, a, b, zi)
+    torch.testing.assert_close(y.cpu(), y_ref, rtol=0, atol=1e-10)
+    torch.testing.assert_close(zf.cpu(), zf_ref, rtol=0, atol=1e-10)
+
+
+def test_float32_is_a_float64_recurrence_rounded_once(rng):
+    a, b = random_filter_bank(4, n_filters=3, rng=rng)
+    waveform = torch.from_numpy(rng.normal(size=(2, 1, 40))).float()
+    y = lfilter_bank(*on_device(waveform, a.float(), b.float()), backend="triton")
+    expected = lfilter_bank(waveform, a.float(), b.float(), backend="loop")
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y.cpu(), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("waveform_shape, a_shape, b_shape, zi_shape", LAYOUTS, ids=LAYOUT_IDS)
+def test_layouts_match_the_loop(waveform_shape, a_shape, b_shape, zi_shape, rng):
+    waveform, a_coeffs, b_coeffs, zi = make_problem(waveform_shape, a_shape, b_shape, zi_shape, 37, rng)
+    expected = loop.forward(waveform, a_coeffs, b_coeffs, zi)
+    actual = triton_backend.forward(*on_device(waveform, a_coeffs, b_coeffs, zi))
+    for got, wanted in zip(actual, expected):
+        torch.testing.assert_close(got.cpu(), wanted, rtol=0, atol=1e-12)
+
+
+def test_strided_waveform_is_read_in_place(rng):
+    a, b = random_filter_bank(2, n_filters=3, rng=rng)
+    waveform = torch.from_numpy(rng.normal(size=(80, 2))).t()[:, ::2]  # (2, 40), time stride 4
+    y = lfilter_bank(*on_device(waveform.unsqueeze(-2), a, b), backend="triton")
+    expected = lfilter_bank(waveform.unsqueeze(-2), a, b, backend="loop")
+    torch.testing.assert_close(y.cpu(), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("waveform_shape, a_shape, b_shape, zi_shape", LAYOUTS, ids=LAYOUT_IDS)
+@pytest.mark.parametrize("length", [0, 1, 37], ids=lambda n: f"T{n}")
+@pytest.mark.parametrize("with_grad_zf", [False, True], ids=["no-grad-zf", "grad-zf"])
+def test_adjoint_matches_the_loop(waveform_shape, a_shape, b_shape, zi_shape, length, with_grad_zf, rng):
+    """The fused adjoint kernel against the reference (composite) adjoint."""
+    waveform, a_coeffs, b_coeffs, zi = make_problem(waveform_shape, a_shape, b_shape, zi_shape, length, rng)
+    y, zf = loop.forward(waveform, a_coeffs, b_coeffs, zi)
+    grad_y = torch.from_numpy(rng.normal(size=y.shape))
+    grad_zf = torch.from_numpy(rng.normal(size=zf.shape)) if with_grad_zf else None
+    zi_shape_list = list(zi.shape) if zi is not None else None
+    needs = (True, True, True, zi is not None)
+    actual = triton_backend.adjoint(
+        *on_device(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y), zi_shape_list, needs
+    )
+    if length == 0:  # the reference adjoint does not take empty signals: the state passes through
+        assert not actual[0].any() and not actual[1].any() and not actual[2].any()
+        if zi is not None:
+            expected_zi = (grad_zf if grad_zf is not None else torch.zeros_like(zf)).sum_to_size(zi.shape)
+            torch.testing.assert_close(actual[3].cpu(), expected_zi)
+        return
+    expected = loop.adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape_list, needs)
+    for name, got, wanted in zip(("waveform", "a", "b", "zi"), actual, expected):
+        if wanted is None:
+            assert got is None, name
+        else:
+            torch.testing.assert_close(got.cpu(), wanted, rtol=1e-10, atol=1e-10, msg=name)
+
+
+def test_gradcheck_and_gradgradcheck(rng):
+    waveform, a_coeffs, b_coeffs, zi = make_problem((2, 1, 6), (2, 3), (2, 3), (2, 2, 2), 6, rng)
+    a_coeffs[..., 1:] *= 0.5
+    leaves = [t.to(DEVICE).requires_grad_(True) for t in (waveform, a_coeffs, b_coeffs, zi)]
+
+    def filter_all(waveform, a_coeffs, b_coeffs, zi):
+        return lfilter_bank_with_state(waveform, a_coeffs=a_coeffs, b_coeffs=b_coeffs, zi=zi, backend="triton")
+
+    assert gradcheck(filter_all, leaves)
+    assert gradgradcheck(filter_all, leaves)
+
+
+def test_orders_above_the_register_limit_are_refused(rng):
+    order = triton_backend.MAX_ORDER + 1
+    a = torch.zeros(order + 1, dtype=torch.float64)
+    a[0] = 1.0
+    with pytest.raises(ValueError, match=f"expected a problem the triton backend supports .* order {order}"):
+        lfilter_bank(*on_device(torch.zeros(2, 10, dtype=torch.float64), a, a), backend="triton")
