@@ -50,20 +50,30 @@ def lfilter_forward_kernel(
     b_ptr, b_offsets, b_step,
     zi_ptr, zi_offsets, zi_step,
     y_ptr, zf_ptr,
-    n_chains, length,
+    n_chains, length, chunk_length,
     ORDER: tl.constexpr, ORDER_PAD: tl.constexpr, HAS_ZI: tl.constexpr,
+    WRITE_Y: tl.constexpr, ZERO_INPUT: tl.constexpr,
     BLOCK_CHAINS: tl.constexpr, TIME_TILE: tl.constexpr,
 ):
     """Transposed direct form II, scipy's: ``y = b0 x + z0``,
-    ``z_k = z_(k+1) + b_(k+1) x - a_(k+1) y``. ``y`` is ``(n_chains, T)`` and ``zf``
-    ``(n_chains, ORDER)``, both contiguous; coefficients are float64, normalised."""
+    ``z_k = z_(k+1) + b_(k+1) x - a_(k+1) y``, over samples
+    ``c * chunk_length .. (c + 1) * chunk_length - 1`` for chunk ``c = program_id(1)``.
+
+    The state starts from ``zi`` (chunk ``c`` of chain ``i`` reads its row at offset
+    ``zi_offsets[c * n_chains + i]``) or from zero; the final state of chunk ``c`` goes
+    to row ``c * n_chains + i`` of ``zf`` (contiguous, ``ORDER`` wide). ``y`` is
+    ``(n_chains, T)`` contiguous, written where ``WRITE_Y``; ``ZERO_INPUT`` reads no
+    ``x`` (a zero signal). Coefficients are float64, normalised."""
+    chunk = tl.program_id(1)
     chains = tl.program_id(0) * BLOCK_CHAINS + tl.arange(0, BLOCK_CHAINS)
     live = chains < n_chains
     slots = tl.arange(0, ORDER_PAD)
     in_order = slots < ORDER
     columns = tl.arange(0, TIME_TILE)
+    first = chunk * chunk_length
+    end = tl.minimum(first + chunk_length, length)
+    rows = chunk * n_chains + chains  # this chunk's rows of zi and zf
 
-    x_base = tl.load(x_offsets + chains, mask=live, other=0)
     a_base = tl.load(a_offsets + chains, mask=live, other=0)
     b_base = tl.load(b_offsets + chains, mask=live, other=0)
     coefficient_mask = live[:, None] & in_order[None, :]
@@ -72,27 +82,63 @@ def lfilter_forward_kernel(
     a_rest = tl.load(a_ptr + a_base[:, None] + (slots[None, :] + 1) * a_step, mask=coefficient_mask, other=0.0)
     b_rest = tl.load(b_ptr + b_base[:, None] + (slots[None, :] + 1) * b_step, mask=coefficient_mask, other=0.0)
     if HAS_ZI:
-        zi_base = tl.load(zi_offsets + chains, mask=live, other=0)
+        zi_base = tl.load(zi_offsets + rows, mask=live, other=0)
         state = tl.load(zi_ptr + zi_base[:, None] + slots[None, :] * zi_step, mask=coefficient_mask, other=0.0)
         state = state.to(tl.float64)
     else:
         state = tl.zeros([BLOCK_CHAINS, ORDER_PAD], dtype=tl.float64)
+    if not ZERO_INPUT:
+        x_base = tl.load(x_offsets + chains, mask=live, other=0)
 
-    for start in range(0, length, TIME_TILE):
+    for start in range(first, end, TIME_TILE):
         times = start + columns
-        tile_mask = live[:, None] & (times[None, :] < length)
-        inputs = tl.load(x_ptr + x_base[:, None] + times[None, :] * x_step, mask=tile_mask, other=0.0)
-        inputs = inputs.to(tl.float64)
+        tile_mask = live[:, None] & (times[None, :] < end)
+        if ZERO_INPUT:
+            inputs = tl.zeros([BLOCK_CHAINS, TIME_TILE], dtype=tl.float64)
+        else:
+            inputs = tl.load(x_ptr + x_base[:, None] + times[None, :] * x_step, mask=tile_mask, other=0.0)
+            inputs = inputs.to(tl.float64)
         outputs = tl.zeros([BLOCK_CHAINS, TIME_TILE], dtype=tl.float64)
         for t in tl.static_range(TIME_TILE):
             sample = _column(inputs, columns, t)
             output = b0 * sample + _column(state, slots, 0)
             advanced = _shift_down(state, slots) + b_rest * sample[:, None] - a_rest * output[:, None]
             # Past the end the state must stay as it is (the last tile may be partial).
-            state = tl.where(start + t < length, advanced, state)
+            state = tl.where(start + t < end, advanced, state)
             outputs = tl.where(columns[None, :] == t, output[:, None], outputs)
-        tl.store(y_ptr + chains[:, None] * length + times[None, :], outputs.to(y_ptr.dtype.element_ty), mask=tile_mask)
-    tl.store(zf_ptr + chains[:, None] * ORDER + slots[None, :], state.to(zf_ptr.dtype.element_ty), mask=coefficient_mask)
+        if WRITE_Y:
+            tl.store(y_ptr + chains[:, None] * length + times[None, :], outputs.to(y_ptr.dtype.element_ty), mask=tile_mask)
+    tl.store(zf_ptr + rows[:, None] * ORDER + slots[None, :], state.to(zf_ptr.dtype.element_ty), mask=coefficient_mask)
+
+
+@triton.jit
+def state_carry_kernel(
+    first_ptr, local_ptr, transition_ptr, entering_ptr,
+    n_chains, n_chunks,
+    ORDER: tl.constexpr, ORDER_PAD: tl.constexpr, BLOCK_CHAINS: tl.constexpr,
+):
+    """The state entering every chunk: ``E[0] = first``, ``E[c + 1] = E[c] M + s[c]``,
+    with ``s[c]`` chunk ``c``'s final state from zero (``local``, ``(n_chunks, n_chains,
+    ORDER)``) and ``M`` the state after one chunk from each unit state with no input
+    (``transition``, ``(n_chains, ORDER, ORDER)``, row ``j`` from ``e_j``). Sequential
+    in chunks, the same ``M`` each time: no powers of it, which would move the poles.
+    All float64, contiguous; ``entering`` is ``(n_chunks, n_chains, ORDER)``."""
+    chains = tl.program_id(0) * BLOCK_CHAINS + tl.arange(0, BLOCK_CHAINS)
+    live = chains < n_chains
+    slots = tl.arange(0, ORDER_PAD)
+    mask = live[:, None] & (slots[None, :] < ORDER)
+    square_mask = mask[:, :, None] & (slots[None, None, :] < ORDER)
+    transition = tl.load(
+        transition_ptr + chains[:, None, None] * ORDER * ORDER + slots[None, :, None] * ORDER + slots[None, None, :],
+        mask=square_mask, other=0.0,
+    )
+    state = tl.load(first_ptr + chains[:, None] * ORDER + slots[None, :], mask=mask, other=0.0)
+    tl.store(entering_ptr + chains[:, None] * ORDER + slots[None, :], state, mask=mask)
+    for chunk in range(0, n_chunks - 1):
+        rows = chunk * n_chains + chains
+        local = tl.load(local_ptr + rows[:, None] * ORDER + slots[None, :], mask=mask, other=0.0)
+        state = tl.sum(state[:, :, None] * transition, axis=1) + local
+        tl.store(entering_ptr + (rows + n_chains)[:, None] * ORDER + slots[None, :], state, mask=mask)
 
 
 @triton.jit

@@ -1,8 +1,13 @@
 """The ``"triton"`` backend: fused GPU kernels written in Triton (``_triton_kernels``).
 
-One kernel launch per forward and one per adjoint, whatever ``T``: each chain (one row
-of the broadcast batch) marches through time with its state in registers, many chains
-per program. The adjoint fuses the backward recurrence with every gradient's
+Each chain (one row of the broadcast batch) marches through time with its state in
+registers, many chains per program. Where there are too few chains to fill a GPU and
+the signal is long, the forward also splits time into chunks run in parallel: every
+chunk from a zero state, then the state entering each chunk carried across the
+chunks (``state_carry_kernel``, sequential in chunks with the exact one-chunk
+transition), then every chunk again from its true state, writing ``y``: four
+launches whatever ``T``. Otherwise (and for short signals) the forward is one launch.
+The adjoint is one launch that fuses the backward recurrence with every gradient's
 reduction, so backward allocates nothing the size of the output except the
 waveform's gradient per chain where the waveform needs one (then summed over the
 filters that share it). Deterministic: no atomics.
@@ -25,6 +30,11 @@ from .._shapes import filter_batch_shape, sum_to_shape
 MAX_ORDER = 8
 BLOCK_CHAINS = 32
 TIME_TILE = 16
+# The forward splits time into chunks while fewer than this many (chain, chunk) pairs
+# would run, with chunks of at least MIN_CHUNK_LENGTH samples. Untuned: to be set
+# from a GPU run of benchmarks/bench_lfilter.py --device cuda.
+PARALLEL_CHAINS = 1 << 16
+MIN_CHUNK_LENGTH = 512
 
 
 # Looked up once, without importing Triton (slow); a constant torch.compile can read.
@@ -73,6 +83,14 @@ def _grid(n_chains: int):
     return (max(1, (n_chains + BLOCK_CHAINS - 1) // BLOCK_CHAINS),)
 
 
+def time_chunks(n_chains: int, length: int, order: int) -> int:
+    """How many chunks of time the forward runs in parallel (1: a single launch)."""
+    if order == 0:
+        return 1
+    wanted = PARALLEL_CHAINS // max(n_chains, 1)
+    return max(1, min(wanted, length // MIN_CHUNK_LENGTH))
+
+
 def forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]):
     """The backend contract's forward kernel; coefficients are float64 and normalised."""
     batch = filter_batch_shape(waveform, a_coeffs, b_coeffs, zi)
@@ -87,18 +105,76 @@ def forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[T
     if length == 0:  # nothing to filter: the state passes through
         zf.copy_(zi.expand(batch + [order]) if zi is not None else torch.zeros_like(zf))
         return y, zf
-    zi_double = zi.double() if zi is not None else None
-    _kernels().lfilter_forward_kernel[_grid(n_chains)](
-        waveform, _chain_offsets(waveform, batch).to(device), _time_step(waveform),
-        a_coeffs, _chain_offsets(a_coeffs, batch).to(device), _time_step(a_coeffs),
-        b_coeffs, _chain_offsets(b_coeffs, batch).to(device), _time_step(b_coeffs),
-        zi_double if zi_double is not None else a_coeffs, _chain_offsets(zi_double, batch).to(device),
-        _time_step(zi_double),
-        y, zf,
-        n_chains, length,
-        ORDER=order, ORDER_PAD=_padded(order), HAS_ZI=zi is not None,
-        BLOCK_CHAINS=BLOCK_CHAINS, TIME_TILE=TIME_TILE,
+    kernel = _kernels().lfilter_forward_kernel
+    signal = (waveform, _chain_offsets(waveform, batch).to(device), _time_step(waveform))
+    a_offsets = _chain_offsets(a_coeffs, batch).to(device)
+    b_offsets = _chain_offsets(b_coeffs, batch).to(device)
+    shapes = dict(ORDER=order, ORDER_PAD=_padded(order), BLOCK_CHAINS=BLOCK_CHAINS, TIME_TILE=TIME_TILE)
+    n_chunks = time_chunks(n_chains, length, order)
+    if n_chunks == 1:
+        zi_double = zi.double() if zi is not None else None
+        kernel[_grid(n_chains)](
+            *signal,
+            a_coeffs, a_offsets, _time_step(a_coeffs),
+            b_coeffs, b_offsets, _time_step(b_coeffs),
+            zi_double if zi_double is not None else a_coeffs, _chain_offsets(zi_double, batch).to(device),
+            _time_step(zi_double),
+            y, zf,
+            n_chains, length, length,
+            HAS_ZI=zi is not None, WRITE_Y=True, ZERO_INPUT=False, **shapes,
+        )
+        return y, zf
+
+    chunk_length = (length + n_chunks - 1) // n_chunks
+    n_chunks = (length + chunk_length - 1) // chunk_length
+    float64 = dict(dtype=torch.float64, device=device)
+    # The exact one-chunk transition: ORDER extra chains per chain, each from a unit
+    # state with no input, for one chunk.
+    units = torch.eye(order, **float64).repeat(n_chains, 1)  # (n_chains ORDER, ORDER)
+    unit_rows = torch.arange(n_chains * order, device=device) * order
+    transition = torch.empty(n_chains * order, order, **float64)
+    kernel[_grid(n_chains * order)](
+        units, unit_rows, 0,
+        a_coeffs, a_offsets.repeat_interleave(order), _time_step(a_coeffs),
+        b_coeffs, b_offsets.repeat_interleave(order), _time_step(b_coeffs),
+        units, unit_rows, 1,
+        units, transition,
+        n_chains * order, chunk_length, chunk_length,
+        HAS_ZI=True, WRITE_Y=False, ZERO_INPUT=True, **shapes,
     )
+    # Every chunk from a zero state: its own contribution to the state after it.
+    local = torch.empty(n_chunks * n_chains, order, **float64)
+    chunked_grid = (_grid(n_chains)[0], n_chunks)
+    kernel[chunked_grid](
+        *signal,
+        a_coeffs, a_offsets, _time_step(a_coeffs),
+        b_coeffs, b_offsets, _time_step(b_coeffs),
+        local, unit_rows, 1,
+        y, local,
+        n_chains, length, chunk_length,
+        HAS_ZI=False, WRITE_Y=False, ZERO_INPUT=False, **shapes,
+    )
+    if zi is not None:
+        first = zi.double().expand(batch + [order]).reshape(n_chains, order).contiguous()
+    else:
+        first = torch.zeros(n_chains, order, **float64)
+    entering = torch.empty(n_chunks * n_chains, order, **float64)
+    _kernels().state_carry_kernel[_grid(n_chains)](
+        first, local, transition, entering, n_chains, n_chunks,
+        ORDER=order, ORDER_PAD=_padded(order), BLOCK_CHAINS=BLOCK_CHAINS,
+    )
+    # Every chunk again, from the state that enters it.
+    finals = torch.empty(n_chunks * n_chains, order, **float64)
+    kernel[chunked_grid](
+        *signal,
+        a_coeffs, a_offsets, _time_step(a_coeffs),
+        b_coeffs, b_offsets, _time_step(b_coeffs),
+        entering, torch.arange(n_chunks * n_chains, device=device) * order, 1,
+        y, finals,
+        n_chains, length, chunk_length,
+        HAS_ZI=True, WRITE_Y=True, ZERO_INPUT=False, **shapes,
+    )
+    zf.copy_(finals[(n_chunks - 1) * n_chains :].view(batch + [order]))
     return y, zf
 
 
