@@ -116,7 +116,7 @@ def filter_adjoint(
     # Coefficient gradients are reductions over time, carried on in the coefficients'
     # float64 once summed.
     if need_a:
-        taps = [torch.zeros_like(y[..., 0], dtype=a_coeffs.dtype)]
+        taps = [y.new_zeros(batch, dtype=a_coeffs.dtype)]
         taps += [-lagged_dot(j, y).to(a_coeffs.dtype) for j in range(1, order + 1)]
         grad_a = sum_to_shape(torch.stack(taps, -1), list(a_coeffs.shape))
     if need_b:

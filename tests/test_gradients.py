@@ -87,3 +87,20 @@ def test_gradient_of_a0_follows_the_normalisation(rng):
     # d/ds L(s a, s b) at s = 1 is zero: sum(a * grad_a) + sum(b * grad_b) == 0 per filter.
     directional = (a * a.grad).sum(-1) + (b * b.grad).sum(-1)
     torch.testing.assert_close(directional, torch.zeros_like(directional), atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("create_graph", [False, True], ids=["backward", "create-graph"])
+def test_backward_through_an_empty_signal(create_graph, backend, device):
+    """With T = 0 the final state is the initial one: its gradient passes straight
+    through to zi, and the coefficients get zeros (it used to raise IndexError)."""
+    waveform = torch.zeros(2, 1, 0, dtype=torch.float64, device=device, requires_grad=True)
+    a = torch.tensor([[1.0, -0.5, 0.2]] * 3, dtype=torch.float64, device=device, requires_grad=True)
+    b = torch.tensor([[1.0, 0.5, 0.2]] * 3, dtype=torch.float64, device=device, requires_grad=True)
+    zi = torch.randn(2, 3, 2, dtype=torch.float64, device=device, requires_grad=True)
+    weights = torch.arange(12.0, dtype=torch.float64, device=device).reshape(2, 3, 2)
+    y, zf = lfilter_bank_with_state(waveform, a_coeffs=a, b_coeffs=b, zi=zi, backend=backend)
+    gradients = torch.autograd.grad((zf * weights).sum(), (waveform, a, b, zi), create_graph=create_graph)
+    assert gradients[0].shape == (2, 1, 0)
+    torch.testing.assert_close(gradients[1], torch.zeros_like(a))
+    torch.testing.assert_close(gradients[2], torch.zeros_like(b))
+    torch.testing.assert_close(gradients[3], weights)

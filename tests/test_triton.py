@@ -148,6 +148,16 @@ def test_adjoint_matches_the_loop(waveform_shape, a_shape, b_shape, zi_shape, le
             torch.testing.assert_close(got.cpu(), wanted, rtol=1e-10, atol=1e-10, msg=name)
 
 
+def test_backward_through_an_empty_signal():
+    zi = torch.randn(2, 3, 2, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    a = torch.tensor([[1.0, -0.5, 0.2]] * 3, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    waveform = torch.zeros(2, 1, 0, dtype=torch.float64, device=DEVICE)
+    _, zf = lfilter_bank_with_state(waveform, a_coeffs=a, b_coeffs=a.detach(), zi=zi, backend="triton")
+    zi_grad, a_grad = torch.autograd.grad(zf.sum(), (zi, a))
+    torch.testing.assert_close(zi_grad, torch.ones_like(zi))
+    torch.testing.assert_close(a_grad, torch.zeros_like(a))
+
+
 def test_gradcheck_and_gradgradcheck(rng):
     waveform, a_coeffs, b_coeffs, zi = make_problem((2, 1, 6), (2, 3), (2, 3), (2, 2, 2), 6, rng)
     a_coeffs[..., 1:] *= 0.5

@@ -159,6 +159,8 @@ def block_adjoint(
     grad_b = sum_to_shape(layout.from_filters(reductions.grad_b), list(b_coeffs.shape)) if need_b else None
     grad_zi = None
     if need_zi and zi_shape is not None:
-        start_of_g_v = tail if head is None else torch.cat([head, tail], -1)[:, :, :order]
+        # (With T == 0 the state's gradient passes straight through: copied, since an
+        # op's output may not alias its input.)
+        start_of_g_v = tail.clone() if head is None else torch.cat([head, tail], -1)[:, :, :order]
         grad_zi = sum_to_shape(layout.from_matrix(start_of_g_v), zi_shape).to(waveform.dtype)
     return reductions.grad_waveform, grad_a, grad_b, grad_zi
