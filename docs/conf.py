@@ -8,6 +8,7 @@ import multi_lfilter  # noqa: E402
 
 project = "multi_lfilter"
 author = "multi_lfilter developers"
+copyright = "2026, multi_lfilter developers (BSD-3-Clause)"
 release = multi_lfilter.__version__
 extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax", "sphinx.ext.viewcode"]
 autodoc_typehints = "description"

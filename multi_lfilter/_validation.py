@@ -20,13 +20,51 @@ def _named_inputs(
     return named
 
 
+def check_is_tensor(name: str, value, optional: bool = False) -> None:
+    """``TypeError`` unless ``value`` is a tensor (or ``None`` where ``optional``).
+
+    Eager-only: under TorchScript the type annotations already enforce this (callers
+    guard with ``torch.jit.is_scripting()``).
+    """
+    if optional and value is None:
+        return
+    if not isinstance(value, Tensor):
+        wanted = "a torch.Tensor or None" if optional else "a torch.Tensor"
+        raise TypeError(f"expected {name} to be {wanted}, got {type(value).__name__}")
+
+
 def _check_are_tensors(waveform, a_coeffs, b_coeffs, zi) -> None:
-    """Eager-only: TorchScript's type annotations already enforce this."""
     for name, value in (("waveform", waveform), ("a_coeffs", a_coeffs), ("b_coeffs", b_coeffs)):
-        if not isinstance(value, Tensor):
-            raise TypeError(f"expected {name} to be a torch.Tensor, got {type(value).__name__}")
-    if zi is not None and not isinstance(zi, Tensor):
-        raise TypeError(f"expected zi to be a torch.Tensor or None, got {type(zi).__name__}")
+        check_is_tensor(name, value)
+    check_is_tensor("zi", zi, optional=True)
+
+
+def check_coefficients(a_coeffs: Tensor, b_coeffs: Tensor) -> None:
+    """Raise ``TypeError``/``ValueError`` for a filter bank no function can use: the
+    checks of :func:`check_filter_inputs` that concern the coefficients alone."""
+    if not torch.jit.is_scripting():
+        check_is_tensor("a_coeffs", a_coeffs)
+        check_is_tensor("b_coeffs", b_coeffs)
+    named = [("a_coeffs", a_coeffs), ("b_coeffs", b_coeffs)]
+    for name, tensor in named:
+        if tensor.dtype != torch.float32 and tensor.dtype != torch.float64:
+            raise TypeError(
+                f"expected {name} to be float32 or float64, got {tensor.dtype} "
+                "(integer and complex inputs are not supported; convert with .float() or .double())"
+            )
+    if a_coeffs.dtype != b_coeffs.dtype:
+        raise TypeError(f"expected one dtype for all inputs, got {_describe(named, 'dtype')}")
+    if a_coeffs.device != b_coeffs.device:
+        raise ValueError(f"expected one device for all inputs, got {_describe(named, 'device')}")
+    for name, tensor in named:
+        if tensor.dim() == 0:
+            raise ValueError(f"expected {name} to have at least one dimension, got a scalar")
+    if a_coeffs.shape[-1] == 0 or b_coeffs.shape[-1] == 0:
+        raise ValueError(
+            f"expected at least one coefficient in a_coeffs and b_coeffs, got {_describe(named, 'shape')}"
+        )
+    if broadcast_batch_shape([list(a_coeffs.shape[:-1]), list(b_coeffs.shape[:-1])]) is None:
+        raise ValueError(f"expected the leading dims of the inputs to broadcast, got {_describe(named, 'shape')}")
 
 
 def _describe(named: List[Tuple[str, Tensor]], what: str) -> str:
@@ -91,6 +129,14 @@ def check_filter_inputs(
         raise ValueError(message)
 
 
+def data_checks_allowed() -> bool:
+    """Whether checks that read the data (like a zero ``a0``) may run: everywhere but
+    inside a ``torch.compile`` graph, which they would break."""
+    if torch.jit.is_scripting():
+        return True
+    return not torch.compiler.is_compiling()
+
+
 def normalize_coefficients(
     a_coeffs: Tensor, b_coeffs: Tensor, check_leading: bool = True
 ) -> Tuple[Tensor, Tensor]:
@@ -113,7 +159,8 @@ def normalize_coefficients(
     if b_coeffs.shape[-1] < length:
         b_coeffs = torch.nn.functional.pad(b_coeffs, [0, length - b_coeffs.shape[-1]])
     leading = a_coeffs[..., :1]
-    if check_leading and bool((leading == 0).any()):
+    # Meta and fake tensors have no data to check.
+    if check_leading and leading.device.type != "meta" and bool((leading == 0).any()):
         raise ValueError(
             "expected a_coeffs[..., 0] != 0 (coefficients are normalised by it), got a zero "
             f"in a_coeffs of shape {list(a_coeffs.shape)}"

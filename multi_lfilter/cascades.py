@@ -8,12 +8,23 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from ._validation import (
+    check_coefficients,
+    check_filter_inputs,
+    check_is_tensor,
+    data_checks_allowed,
+    normalize_coefficients,
+)
 from .functional import lfilter_bank_with_state
 
 
-def _check_sos(sos: Tensor) -> None:
-    if sos.dim() < 2 or sos.shape[-1] != 6:
-        raise ValueError(f"expected sos of shape (..., S, 6), got {list(sos.shape)}")
+def _check_sos(waveform: Tensor, sos: Tensor, zi: Optional[Tensor]) -> None:
+    if not torch.jit.is_scripting():
+        check_is_tensor("waveform", waveform)
+        check_is_tensor("sos", sos)
+        check_is_tensor("zi", zi, optional=True)
+    if sos.dim() < 2 or sos.shape[-1] != 6 or sos.shape[-2] == 0:
+        raise ValueError(f"expected sos of shape (..., S, 6) with S >= 1 sections, got {list(sos.shape)}")
 
 
 def sosfilt_bank_with_state(
@@ -46,7 +57,7 @@ def sosfilt_bank_with_state(
         >>> y.shape, zf.shape
         (torch.Size([4, 100]), torch.Size([4, 2, 2]))
     """
-    _check_sos(sos)
+    _check_sos(waveform, sos, zi)
     n_sections = sos.shape[-2]
     if zi is not None and (zi.dim() < 2 or zi.shape[-2] != n_sections or zi.shape[-1] != 2):
         raise ValueError(
@@ -93,7 +104,12 @@ def lfilter_zi_bank(a_coeffs: Tensor, b_coeffs: Tensor) -> Tensor:
         b_coeffs: ``(..., Kb)``; leading dims broadcast with ``a``'s.
 
     Returns:
-        ``(..., N)`` with ``N = max(Ka, Kb) - 1``.
+        ``(..., N)`` with ``N = max(Ka, Kb) - 1``, in the coefficients' dtype.
+
+    Raises:
+        TypeError: for non-tensors, integer or complex tensors, or mixed dtypes.
+        ValueError: for scalars, empty coefficients, leading dims that do not
+            broadcast, or a zero ``a0``.
 
     Example:
         >>> import torch
@@ -101,20 +117,20 @@ def lfilter_zi_bank(a_coeffs: Tensor, b_coeffs: Tensor) -> Tensor:
         >>> lfilter_zi_bank(torch.tensor([1.0, -0.5]), torch.tensor([0.5, 0.0]))
         tensor([0.5000])
     """
-    length = max(a_coeffs.shape[-1], b_coeffs.shape[-1])
-    a = torch.nn.functional.pad(a_coeffs, [0, length - a_coeffs.shape[-1]])
-    b = torch.nn.functional.pad(b_coeffs, [0, length - b_coeffs.shape[-1]])
-    a, b = torch.broadcast_tensors(a / a[..., :1], b / a[..., :1])
-    order = length - 1
+    check_coefficients(a_coeffs, b_coeffs)
+    # Padded, normalised (zero a0 refused) and in float64, then back to the input's dtype.
+    a, b = normalize_coefficients(a_coeffs, b_coeffs, data_checks_allowed())
+    a, b = torch.broadcast_tensors(a, b)
+    order = a.shape[-1] - 1
     if order == 0:
-        return a[..., :0].clone()
+        return a[..., :0].to(a_coeffs.dtype)
     # I - A^T, A the companion matrix: first row -a[1:], ones below the diagonal.
     identity = torch.eye(order, dtype=a.dtype, device=a.device)
     shifted = torch.diag(torch.ones(order - 1, dtype=a.dtype, device=a.device), 1)
     companion_t = shifted.expand(a.shape[:-1] + (order, order)).clone()
     companion_t[..., :, 0] = -a[..., 1:]
     rhs = b[..., 1:] - a[..., 1:] * b[..., :1]
-    return torch.linalg.solve(identity - companion_t, rhs)
+    return torch.linalg.solve(identity - companion_t, rhs).to(a_coeffs.dtype)
 
 
 def _odd_extension(waveform: Tensor, length: int) -> Tensor:
@@ -153,6 +169,7 @@ def filtfilt_bank(
         >>> filtfilt_bank(torch.randn(2, 1, 100), torch.tensor([[1.0, -0.8]]), torch.tensor([[0.2, 0.0]])).shape
         torch.Size([2, 1, 100])
     """
+    check_filter_inputs(waveform, a_coeffs, b_coeffs, None)
     pad = 3 * max(a_coeffs.shape[-1], b_coeffs.shape[-1])
     if waveform.shape[-1] <= pad:
         raise ValueError(

@@ -2,6 +2,7 @@
 import torch
 from torch import Tensor
 
+from ._validation import check_is_tensor
 from .functional import lfilter_bank
 
 
@@ -38,6 +39,9 @@ def lfilter(
         >>> lfilter(torch.rand(4, 100) - 0.5, a, b, batching=False).shape
         torch.Size([4, 2, 100])
     """
+    if not torch.jit.is_scripting():
+        for name, value in (("waveform", waveform), ("a_coeffs", a_coeffs), ("b_coeffs", b_coeffs)):
+            check_is_tensor(name, value)
     if a_coeffs.shape != b_coeffs.shape:
         raise ValueError(
             "expected a_coeffs and b_coeffs of the same shape (pad with zeros as necessary), "

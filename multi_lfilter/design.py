@@ -5,24 +5,21 @@ tensor parameter, so filter banks can be learnt through their centre frequencies
 and gains. Shapes use ``C`` for filters and ``F`` for frequencies.
 """
 import math
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
+from ._validation import check_coefficients, data_checks_allowed
+
 Number = Union[float, Tensor]
 
-BIQUAD_KINDS = (
-    "lowpass",
-    "highpass",
-    "bandpass",
-    "bandpass_peak",
-    "notch",
-    "allpass",
-    "peaking",
-    "lowshelf",
-    "highshelf",
-)
+def _biquad_kinds() -> List[str]:
+    """The cookbook's kinds (a function: TorchScript cannot read module globals)."""
+    return ["lowpass", "highpass", "bandpass", "bandpass_peak", "notch", "allpass", "peaking", "lowshelf", "highshelf"]
+
+
+BIQUAD_KINDS = tuple(_biquad_kinds())
 SCALES = ("linear", "log", "mel", "erb")
 
 
@@ -62,7 +59,10 @@ def biquad_coeffs(
         normalised (``a[..., 0] != 1``; :func:`multi_lfilter.lfilter_bank` normalises).
 
     Raises:
-        ValueError: for an unknown ``kind``, listing the kinds.
+        ValueError: for an unknown ``kind`` (listing the kinds), a ``sample_rate`` that
+            is not positive, a ``center_freq`` outside (0, Nyquist) or a ``q`` that is
+            not positive (each naming the offending values; the value checks are
+            skipped inside ``torch.compile`` graphs).
 
     Example:
         >>> import torch
@@ -71,17 +71,27 @@ def biquad_coeffs(
         >>> b.shape, a.shape
         (torch.Size([3, 3]), torch.Size([3, 3]))
     """
-    if kind not in BIQUAD_KINDS:
-        raise ValueError(f"expected kind to be one of {list(BIQUAD_KINDS)}, got {kind!r}")
+    if not sample_rate > 0:
+        raise ValueError(f"expected a positive sample_rate, got {sample_rate}")
     center_freq, q, gain_db = _as_tensors(center_freq, q, gain_db)
-    return cookbook_biquad(kind, 2 * math.pi * center_freq / sample_rate, q, gain_db)
+    if data_checks_allowed():
+        nyquist = sample_rate / 2
+        outside = (center_freq <= 0) | (center_freq >= nyquist) | center_freq.isnan()
+        if bool(outside.any()):
+            raise ValueError(
+                f"expected center_freq in (0, {nyquist}) Hz (0 to Nyquist, both excluded), got "
+                f"{center_freq[outside].tolist()}"
+            )
+        if bool((~(q > 0)).any()):
+            raise ValueError(f"expected a positive q, got {q[~(q > 0)].tolist()}")
+    return cookbook_biquad(kind, 2 * math.pi * center_freq / sample_rate, q, gain_db)  # checks kind
 
 
 def cookbook_biquad(kind: str, omega: Tensor, q: Tensor, gain_db: Tensor) -> Tuple[Tensor, Tensor]:
     """:func:`biquad_coeffs` on tensors, with the frequency in radians per sample.
 
-    The TorchScript-compatible core that the Modules call; ``kind`` must be one of
-    :data:`BIQUAD_KINDS` (anything else is treated as a high shelf).
+    The TorchScript-compatible core that the Modules call. It checks the kind only:
+    the values are the caller's (the Modules map theirs into stable ranges).
 
     Args:
         kind: as for :func:`biquad_coeffs`.
@@ -92,6 +102,9 @@ def cookbook_biquad(kind: str, omega: Tensor, q: Tensor, gain_db: Tensor) -> Tup
     Returns:
         ``(b, a)``, each ``(..., 3)``.
 
+    Raises:
+        ValueError: for a ``kind`` not in :data:`BIQUAD_KINDS`.
+
     Example:
         >>> import math, torch
         >>> from multi_lfilter.design import cookbook_biquad
@@ -101,6 +114,9 @@ def cookbook_biquad(kind: str, omega: Tensor, q: Tensor, gain_db: Tensor) -> Tup
         tensor([[0.1340, 0.2679, 0.1340],
                 [0.2500, 0.5000, 0.2500]])
     """
+    kinds = _biquad_kinds()
+    if kind not in kinds:
+        raise ValueError("expected kind to be one of " + str(kinds) + ", got '" + kind + "'")
     cos, sin = torch.cos(omega), torch.sin(omega)
     alpha = sin / (2 * q)
     one = torch.ones_like(alpha)
@@ -122,7 +138,7 @@ def cookbook_biquad(kind: str, omega: Tensor, q: Tensor, gain_db: Tensor) -> Tup
     elif kind == "allpass":
         b = [1 - alpha, -2 * cos, 1 + alpha]
         a = [1 + alpha, -2 * cos, 1 - alpha]
-    else:
+    else:  # peaking and the shelves
         amplitude = torch.pow(10.0, gain_db / 40)
         if kind == "peaking":
             b = [1 + alpha * amplitude, -2 * cos, 1 - alpha * amplitude]
@@ -154,7 +170,7 @@ def center_frequencies(
     on a perceptual or plain scale.
 
     Args:
-        n_filters: how many (one gives ``[f_min]``).
+        n_filters: how many (one gives ``[f_min]``, zero an empty tensor).
         f_min, f_max: in Hz, ``0 <= f_min < f_max``.
         scale: ``"linear"``, ``"log"`` (geometric; ``f_min > 0``), ``"mel"`` (HTK:
             ``2595 log10(1 + f / 700)``) or ``"erb"`` (Glasberg & Moore ERB-rate:
@@ -165,7 +181,7 @@ def center_frequencies(
         ``(n_filters,)``, increasing.
 
     Raises:
-        ValueError: for an unknown scale or an invalid range.
+        ValueError: for an unknown scale, an invalid range or a negative ``n_filters``.
 
     Example:
         >>> from multi_lfilter.design import center_frequencies
@@ -174,6 +190,8 @@ def center_frequencies(
     """
     if scale not in SCALES:
         raise ValueError(f"expected scale to be one of {list(SCALES)}, got {scale!r}")
+    if n_filters < 0:
+        raise ValueError(f"expected n_filters >= 0, got {n_filters}")
     if not 0 <= f_min < f_max or (scale == "log" and f_min <= 0):
         raise ValueError(
             f"expected 0 {'<' if scale == 'log' else '<='} f_min < f_max for scale {scale!r}, "
@@ -191,6 +209,8 @@ def center_frequencies(
     }[scale]
     positions = torch.linspace(forward(f_min), forward(f_max), n_filters, dtype=torch.float64)
     frequencies = inverse(positions)
+    if n_filters == 0:
+        return frequencies.to(dtype)
     # Pin the ends exactly: the round trip through the scale is only close.
     frequencies[0] = f_min
     if n_filters > 1:
@@ -211,8 +231,8 @@ def freqz_bank(
     Args:
         b_coeffs: ``(..., Kb)`` numerators.
         a_coeffs: ``(..., Ka)`` denominators; leading dims broadcast with ``b``'s.
-        n_freqs: ``F``, frequencies from 0 up to (not including) Nyquist (scipy's
-            ``worN=F``).
+        n_freqs: ``F >= 0``, frequencies from 0 up to (not including) Nyquist
+            (scipy's ``worN=F``).
         sample_rate: where given, ``freqs`` are in Hz; else in radians per sample.
 
     Returns:
@@ -225,8 +245,11 @@ def freqz_bank(
         >>> response.abs()
         tensor([1.0000, 0.9239, 0.7071, 0.3827])
     """
+    check_coefficients(a_coeffs, b_coeffs)
+    if n_freqs < 0:
+        raise ValueError(f"expected n_freqs >= 0, got {n_freqs}")
     real = torch.promote_types(b_coeffs.dtype, a_coeffs.dtype)
-    omega = torch.arange(n_freqs, dtype=real, device=b_coeffs.device) * (math.pi / n_freqs)
+    omega = torch.arange(n_freqs, dtype=real, device=b_coeffs.device) * (math.pi / max(n_freqs, 1))
     response = _on_unit_circle(b_coeffs, omega) / _on_unit_circle(a_coeffs, omega)
     freqs = omega if sample_rate is None else omega * (sample_rate / (2 * math.pi))
     return freqs, response

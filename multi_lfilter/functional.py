@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ._op import filter_op
-from ._validation import check_filter_inputs, normalize_coefficients
+from ._validation import check_filter_inputs, data_checks_allowed, normalize_coefficients
 from .backends.dispatch import backend_module, resolve_backend, scripted_filter
 
 
@@ -81,12 +81,7 @@ def lfilter_bank_with_state(
         torch.Size([2, 1])
     """
     check_filter_inputs(waveform, a_coeffs, b_coeffs, zi)
-    if torch.jit.is_scripting():
-        check_leading = True
-    else:
-        # The zero-a0 check reads the data, which would break a torch.compile graph.
-        check_leading = not torch.compiler.is_compiling()
-    a_normalised, b_normalised = normalize_coefficients(a_coeffs, b_coeffs, check_leading)
+    a_normalised, b_normalised = normalize_coefficients(a_coeffs, b_coeffs, data_checks_allowed())
 
     if torch.jit.is_scripting():
         return scripted_filter(waveform, a_normalised, b_normalised, zi, backend)

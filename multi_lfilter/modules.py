@@ -114,6 +114,7 @@ class LFilterBank(nn.Module):
         return max(self.a_coeffs.shape[-1], self.b_coeffs.shape[-1]) - 1
 
     def forward(self, waveform: Tensor) -> Tensor:
+        """Filter ``(..., T)`` from rest through every filter: ``(..., C, T)``."""
         y, _ = self.forward_with_state(waveform, None)
         return y
 
@@ -287,6 +288,7 @@ class BiquadFilterBank(nn.Module):
         return cookbook_biquad(self.kind, self._omega(), self.q, self.gain_db)
 
     def forward(self, waveform: Tensor) -> Tensor:
+        """Filter ``(..., T)`` from rest through every filter: ``(..., C, T)``."""
         y, _ = self.forward_with_state(waveform, None)
         return y
 
@@ -396,6 +398,7 @@ class SOSFilterBank(nn.Module):
         return torch.cat([self.numerators, ones, denominators], -1)
 
     def forward(self, waveform: Tensor) -> Tensor:
+        """Filter ``(..., T)`` from rest through every filter: ``(..., C, T)``."""
         y, _ = self.forward_with_state(waveform, None)
         return y
 

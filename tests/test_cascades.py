@@ -63,7 +63,7 @@ def test_sos_banks_broadcast(rng):
 
 
 def test_sos_shape_errors():
-    with pytest.raises(ValueError, match=r"expected sos of shape \(\.\.\., S, 6\), got \[2, 5\]"):
+    with pytest.raises(ValueError, match=r"expected sos of shape \(\.\.\., S, 6\) with S >= 1 sections, got \[2, 5\]"):
         sosfilt_bank(torch.zeros(10), torch.zeros(2, 5))
     with pytest.raises(ValueError, match=r"expected zi of shape \(\.\.\., 2, 2\) for 2 sections, got \[2, 3\]"):
         sosfilt_bank(torch.zeros(10), torch.ones(2, 6), zi=torch.zeros(2, 3))

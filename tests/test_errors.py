@@ -1,9 +1,20 @@
 """Every input error: its type and its message."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from multi_lfilter import lfilter, lfilter_bank, lfilter_bank_with_state
+from multi_lfilter import (
+    design,
+    filtfilt_bank,
+    freqz_bank,
+    lfilter,
+    lfilter_bank,
+    lfilter_bank_with_state,
+    lfilter_zi_bank,
+    sosfilt_bank,
+)
 
 A = torch.tensor([[1.0, -0.5, 0.2], [1.0, 0.1, 0.0]])
 B = torch.tensor([[0.5, 0.1, 0.0], [1.0, 0.0, 0.0]])
@@ -101,3 +112,78 @@ def test_lfilter_batching_needs_a_channel_dim_of_the_bank_size():
         lfilter(X, A, B, batching=True)
     with pytest.raises(ValueError, match=r"got waveform \[20\]"):
         lfilter(torch.randn(20), A, B, batching=True)
+
+
+# The bad-input table of docs/errors.rst: (the call as the docs show it, the call).
+# Each row's error type and message come from running the call;
+# test_the_docs_error_table_is_current checks the docs against them.
+A1 = torch.tensor([1.0, -0.5, 0.2])
+B1 = torch.tensor([0.5, 0.1, 0.0])
+TABLE = [
+    ("lfilter_bank(np.zeros((3, 20)), a, b)", lambda: lfilter_bank(np.zeros((3, 20)), A1, B1)),
+    ("lfilter_bank(x, [1.0, 0.5], b)", lambda: lfilter_bank(X, [1.0, 0.5], B1)),
+    ("lfilter_bank(x.long(), a, b)", lambda: lfilter_bank(X.long(), A1, B1)),
+    ("lfilter_bank(x, a.double(), b)", lambda: lfilter_bank(X, A1.double(), B1)),
+    ("lfilter_bank(x, torch.tensor(1.0), b)", lambda: lfilter_bank(X, torch.tensor(1.0), B1)),
+    ("lfilter_bank(x, torch.zeros(0), b)", lambda: lfilter_bank(X, torch.zeros(0), B1)),
+    ("lfilter_bank(torch.randn(32, 100), a (128, 3), b (128, 3))",
+     lambda: lfilter_bank(torch.randn(32, 100), torch.rand(128, 3) + 1, torch.rand(128, 3))),
+    ("lfilter_bank_with_state(x, a, b, zi=torch.zeros(3))", lambda: lfilter_bank_with_state(X, A1, B1, zi=torch.zeros(3))),
+    ("lfilter_bank(x, torch.tensor([0.0, 1.0]), b)", lambda: lfilter_bank(X, torch.tensor([0.0, 1.0]), B1)),
+    ("lfilter(x, [1.0], [1.0])", lambda: lfilter(X, [1.0], [1.0])),
+    ("sosfilt_bank(x, [[1, 0, 0, 1, 0, 0]])", lambda: sosfilt_bank(X, [[1.0, 0, 0, 1, 0, 0]])),
+    ("sosfilt_bank(x, torch.zeros(0, 6))", lambda: sosfilt_bank(X, torch.zeros(0, 6))),
+    ("sosfilt_bank(x, torch.zeros(2, 5))", lambda: sosfilt_bank(X, torch.zeros(2, 5))),
+    ("filtfilt_bank(x, torch.tensor(1.0), b)", lambda: filtfilt_bank(X, torch.tensor(1.0), B1)),
+    ("filtfilt_bank(torch.randn(5), a, b)", lambda: filtfilt_bank(torch.randn(5), A1, B1)),
+    ("lfilter_zi_bank([1.0, -0.5], b)", lambda: lfilter_zi_bank([1.0, -0.5], B1)),
+    ("lfilter_zi_bank(torch.tensor([0.0, 1.0]), b)", lambda: lfilter_zi_bank(torch.tensor([0.0, 1.0]), B1)),
+    ("lfilter_zi_bank(torch.zeros(0), b)", lambda: lfilter_zi_bank(torch.zeros(0), B1)),
+    ("freqz_bank(b, a, -1)", lambda: freqz_bank(B1, A1, -1)),
+    ("freqz_bank([0.5], a)", lambda: freqz_bank([0.5], A1)),
+    ("design.biquad_coeffs('bandstop', 16000, 1000.0)", lambda: design.biquad_coeffs("bandstop", 16000, 1000.0)),
+    ("design.biquad_coeffs('lowpass', 0, 1000.0)", lambda: design.biquad_coeffs("lowpass", 0, 1000.0)),
+    ("design.biquad_coeffs('lowpass', 16000, torch.tensor([100.0, 9000.0]))",
+     lambda: design.biquad_coeffs("lowpass", 16000, torch.tensor([100.0, 9000.0]))),
+    ("design.biquad_coeffs('lowpass', 16000, 1000.0, q=0.0)", lambda: design.biquad_coeffs("lowpass", 16000, 1000.0, q=0.0)),
+    ("design.center_frequencies(-1, 50.0, 8000.0)", lambda: design.center_frequencies(-1, 50.0, 8000.0)),
+    ("design.center_frequencies(4, 0.0, 8000.0, scale='log')", lambda: design.center_frequencies(4, 0.0, 8000.0, scale="log")),
+]
+
+
+def render_error_table():
+    """The docs' list-table, from running every call in TABLE."""
+    lines = [".. list-table::", "   :header-rows: 1", "", "   * - Call", "     - Raises", "     - Message"]
+    for text, call in TABLE:
+        try:
+            call()
+        except (TypeError, ValueError) as error:
+            lines += [f"   * - ``{text}``", f"     - ``{type(error).__name__}``", f"     - {error}"]
+        else:
+            raise AssertionError(f"{text} raised nothing")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("text, call", TABLE, ids=[text for text, _ in TABLE])
+def test_bad_input_raises_a_type_or_value_error(text, call):
+    """Never an AttributeError, IndexError or RuntimeError from inside."""
+    with pytest.raises((TypeError, ValueError)):
+        call()
+
+
+def test_the_docs_error_table_is_current():
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "errors.rst").read_text()
+    table = render_error_table()
+    assert table in docs, "docs/errors.rst is out of date; its table should read:\n\n" + table
+
+
+def test_empty_requests_give_empty_results():
+    """Zero frequencies or filters is an empty answer, as in scipy, not an error."""
+    freqs, response = freqz_bank(B1, A1, 0)
+    assert freqs.shape == (0,) and response.shape == (0,)
+    assert design.center_frequencies(0, 50.0, 8000.0).shape == (0,)
+
+
+def test_meta_inputs_skip_the_data_checks():
+    y, zf = lfilter_bank_with_state(X.to("meta"), A1.to("meta"), B1.to("meta"))
+    assert y.shape == (3, 1, 20) and y.device.type == "meta" and zf.shape == (3, 1, 2)
