@@ -20,6 +20,36 @@ def _named_inputs(
     return named
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """``"torch.float32"`` and so on, also under TorchScript (which formats a dtype as
+    its enum number)."""
+    if dtype == torch.float32:
+        return "torch.float32"
+    if dtype == torch.float64:
+        return "torch.float64"
+    if dtype == torch.float16:
+        return "torch.float16"
+    if dtype == torch.bfloat16:
+        return "torch.bfloat16"
+    if dtype == torch.int64:
+        return "torch.int64"
+    if dtype == torch.int32:
+        return "torch.int32"
+    if dtype == torch.int16:
+        return "torch.int16"
+    if dtype == torch.int8:
+        return "torch.int8"
+    if dtype == torch.uint8:
+        return "torch.uint8"
+    if dtype == torch.bool:
+        return "torch.bool"
+    if dtype == torch.complex64:
+        return "torch.complex64"
+    if dtype == torch.complex128:
+        return "torch.complex128"
+    return str(dtype)
+
+
 def check_is_tensor(name: str, value, optional: bool = False) -> None:
     """``TypeError`` unless ``value`` is a tensor (or ``None`` where ``optional``).
 
@@ -49,7 +79,7 @@ def check_coefficients(a_coeffs: Tensor, b_coeffs: Tensor) -> None:
     for name, tensor in named:
         if tensor.dtype != torch.float32 and tensor.dtype != torch.float64:
             raise TypeError(
-                f"expected {name} to be float32 or float64, got {tensor.dtype} "
+                f"expected {name} to be float32 or float64, got {dtype_name(tensor.dtype)} "
                 "(integer and complex inputs are not supported; convert with .float() or .double())"
             )
     if a_coeffs.dtype != b_coeffs.dtype:
@@ -73,7 +103,7 @@ def _describe(named: List[Tuple[str, Tensor]], what: str) -> str:
         if what == "shape":
             parts.append(f"{name} {list(tensor.shape)}")
         elif what == "dtype":
-            parts.append(f"{name} {tensor.dtype}")
+            parts.append(f"{name} {dtype_name(tensor.dtype)}")
         else:
             parts.append(f"{name} {tensor.device}")
     return ", ".join(parts)
@@ -90,7 +120,7 @@ def check_filter_inputs(
     for name, tensor in named:
         if tensor.dtype != torch.float32 and tensor.dtype != torch.float64:
             raise TypeError(
-                f"expected {name} to be float32 or float64, got {tensor.dtype} "
+                f"expected {name} to be float32 or float64, got {dtype_name(tensor.dtype)} "
                 "(integer and complex inputs are not supported; convert with .float() or .double())"
             )
     for name, tensor in named:

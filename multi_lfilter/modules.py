@@ -20,6 +20,7 @@ from ._parametrize import (
     stable_denominator,
     stable_denominator_inverse,
 )
+from ._validation import check_is_tensor, dtype_name
 from .backends.dispatch import BACKEND_CHOICES
 from .cascades import sosfilt_bank_with_state
 from .design import BIQUAD_KINDS, center_frequencies, cookbook_biquad, freqz_bank
@@ -28,10 +29,19 @@ from .functional import lfilter_bank_with_state
 GAIN_KINDS = ("peaking", "lowshelf", "highshelf")
 
 
-def _bank_input(waveform: Tensor) -> Tensor:
-    """``(..., T)`` to ``(..., 1, T)``, so it broadcasts against ``C`` filters."""
+def _bank_input(waveform: Tensor, bank_dtype: torch.dtype) -> Tensor:
+    """``(..., T)`` to ``(..., 1, T)``, so it broadcasts against ``C`` filters.
+
+    Checks the dtype here, where the message can name the Module rather than the
+    coefficients it computes (which the user never passed).
+    """
     if waveform.dim() == 0:
         raise ValueError("expected waveform of shape (..., T), got a 0-dim tensor")
+    if waveform.dtype != bank_dtype:
+        raise TypeError(
+            f"expected a waveform of the bank's dtype {dtype_name(bank_dtype)}, got {dtype_name(waveform.dtype)}; "
+            "convert the bank (bank.double(), bank.float()) or the waveform (waveform.to(dtype))"
+        )
     return waveform.unsqueeze(-2)
 
 
@@ -41,8 +51,7 @@ def _check_backend(backend: str) -> None:
 
 
 def _check_float_tensor(name: str, value, ndim: int, layout: str) -> None:
-    if not isinstance(value, Tensor):
-        raise TypeError(f"expected {name} to be a torch.Tensor, got {type(value).__name__}")
+    check_is_tensor(name, value)
     if value.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"expected {name} to be float32 or float64, got {value.dtype}")
     if value.dim() != ndim:
@@ -122,7 +131,9 @@ class LFilterBank(nn.Module):
     def forward_with_state(self, waveform: Tensor, zi: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """Filter ``(..., T)`` from state ``zi`` (``(..., C, N)``, ``None`` is zeros);
         returns ``(y, zf)``, ``(..., C, T)`` and ``(..., C, N)``."""
-        return lfilter_bank_with_state(_bank_input(waveform), self.a_coeffs, self.b_coeffs, zi, self.backend)
+        return lfilter_bank_with_state(
+            _bank_input(waveform, self.a_coeffs.dtype), self.a_coeffs, self.b_coeffs, zi, self.backend
+        )
 
     def extra_repr(self) -> str:
         backend = "" if self.backend == "auto" else f", backend={self.backend!r}"
@@ -297,7 +308,7 @@ class BiquadFilterBank(nn.Module):
         """Filter ``(..., T)`` from state ``zi`` (``(..., C, 2)``, ``None`` is zeros);
         returns ``(y, zf)``, ``(..., C, T)`` and ``(..., C, 2)``."""
         b, a = self.coefficients()
-        return lfilter_bank_with_state(_bank_input(waveform), a, b, zi, self.backend)
+        return lfilter_bank_with_state(_bank_input(waveform, a.dtype), a, b, zi, self.backend)
 
     @torch.jit.export
     def frequency_response(self, n_freqs: int = 512) -> Tuple[Tensor, Tensor]:
@@ -406,7 +417,8 @@ class SOSFilterBank(nn.Module):
     def forward_with_state(self, waveform: Tensor, zi: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """Filter ``(..., T)`` from state ``zi`` (``(..., C, S, 2)``, ``None`` is zeros);
         returns ``(y, zf)``, ``(..., C, T)`` and ``(..., C, S, 2)``."""
-        return sosfilt_bank_with_state(_bank_input(waveform), self.sos(), zi, self.backend)
+        sections = self.sos()
+        return sosfilt_bank_with_state(_bank_input(waveform, sections.dtype), sections, zi, self.backend)
 
     @torch.jit.export
     def frequency_response(self, n_freqs: int = 512, sample_rate: Optional[float] = None) -> Tuple[Tensor, Tensor]:

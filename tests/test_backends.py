@@ -208,3 +208,27 @@ def test_native_memory_is_the_output_and_nothing_the_size_of_it_besides():
         native.adjoint(upstream, None, waveform, a, b, results["y"], None, (True, True, True, False))
 
     assert _resident_high_water_rise(adjoint) < 0.2 * output_bytes
+
+
+@pytest.mark.parametrize("reason, warns", [("not built", True), ("disabled", False)])
+def test_a_missing_build_warns_once_with_the_fix(reason, warns, monkeypatch):
+    """Without the C kernels CPU calls run the block algorithm: where they failed to
+    build (not where they were disabled on purpose) the first such call says so."""
+    import warnings
+
+    from multi_lfilter.backends import dispatch
+
+    monkeypatch.setattr(native, "_LIBRARY", None)
+    monkeypatch.setattr(native, "_WHY_MISSING", reason)
+    monkeypatch.setattr(dispatch, "_warned_about_the_c_kernels", [])
+    a, b = torch.tensor([1.0, -0.5]), torch.tensor([0.5, 0.0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lfilter_bank(torch.zeros(2, 10), a_coeffs=a, b_coeffs=b)
+        lfilter_bank(torch.zeros(2, 10), a_coeffs=a, b_coeffs=b)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    if warns:
+        assert len(messages) == 1, messages
+        assert "the C kernels are not built" in messages[0] and "Reinstall with a C compiler" in messages[0]
+    else:
+        assert messages == []

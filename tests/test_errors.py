@@ -187,3 +187,30 @@ def test_empty_requests_give_empty_results():
 def test_meta_inputs_skip_the_data_checks():
     y, zf = lfilter_bank_with_state(X.to("meta"), A1.to("meta"), B1.to("meta"))
     assert y.shape == (3, 1, 20) and y.device.type == "meta" and zf.shape == (3, 1, 2)
+
+
+def test_scripted_errors_name_dtypes_not_enum_numbers():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        scripted = torch.jit.script(lfilter_bank)
+    with pytest.raises(torch.jit.Error, match=r"expected waveform to be float32 or float64, got torch.float16"):
+        scripted(X.half(), A, B)
+    with pytest.raises(torch.jit.Error, match=r"got waveform torch.float32, a_coeffs torch.float64"):
+        scripted(X, A.double(), B)
+
+
+@pytest.mark.parametrize("bank_dtype, input_dtype", [(torch.float32, torch.float64), (torch.float64, torch.float32)], ids=["float32-bank", "float64-bank"])
+def test_a_module_names_itself_not_its_coefficients_on_a_dtype_mismatch(bank_dtype, input_dtype):
+    from multi_lfilter import BiquadFilterBank, LFilterBank, SOSFilterBank
+
+    banks = [
+        BiquadFilterBank(4, 16000, dtype=bank_dtype),
+        LFilterBank(A.to(bank_dtype), B.to(bank_dtype)),
+        SOSFilterBank(torch.tensor([[[0.2, 0.4, 0.2, 1.0, -0.6, 0.3]]], dtype=bank_dtype)),
+    ]
+    message = rf"expected a waveform of the bank's dtype {bank_dtype}, got {input_dtype}; convert the bank \(bank.double\(\), bank.float\(\)\)"
+    for bank in banks:
+        with pytest.raises(TypeError, match=message):
+            bank(torch.zeros(2, 10, dtype=input_dtype))

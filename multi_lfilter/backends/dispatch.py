@@ -18,10 +18,12 @@ the native C kernels for CPU tensors where they are built, else the block algori
 (CUDA and other devices). The Triton kernels are not in ``AUTO_ORDER`` until a GPU
 run has measured them against the block algorithm; ``backend="triton"`` selects them.
 """
+import warnings
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable, List, Optional, Tuple
 
+import torch
 from torch import Tensor
 
 from . import block, loop, native, triton_backend
@@ -127,10 +129,14 @@ def resolve_backend(name: str, waveform: Tensor, order: int, batch_ndim: int) ->
             available backends).
     """
     if name == "auto":
+        chosen = "block"
         for candidate in AUTO_ORDER:
             if _BY_NAME[candidate].supports(waveform, order, batch_ndim):
-                return candidate
-        return "block"
+                chosen = candidate
+                break
+        if chosen != "native" and waveform.device.type == "cpu":
+            _warn_once_if_the_c_kernels_are_missing()
+        return chosen
     available = available_backends()
     if name not in available:
         raise ValueError(f"expected backend to be 'auto' or one of {available}, got {name!r}")
@@ -142,6 +148,26 @@ def resolve_backend(name: str, waveform: Tensor, order: int, batch_ndim: int) ->
             f"available backends: {available}"
         )
     return name
+
+
+_warned_about_the_c_kernels = []
+
+
+def _warn_once_if_the_c_kernels_are_missing() -> None:
+    """A CPU call falls back to the block algorithm because the C kernels did not
+    build or load (not because they were disabled): say so once, with the fix."""
+    reason = native.why_missing()
+    if reason in ("", "disabled") or _warned_about_the_c_kernels or torch.compiler.is_compiling():
+        return
+    _warned_about_the_c_kernels.append(True)
+    warnings.warn(
+        f"multi_lfilter: the C kernels are {reason}, so CPU tensors run on the block algorithm "
+        "(about 20x slower on the bank workload). Reinstall with a C compiler present "
+        "(pip install --force-reinstall --no-deps --no-build-isolation multi_lfilter, "
+        "or pip install -e . in a checkout); set MULTI_LFILTER_DISABLE_NATIVE=1 to silence this.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 def backend_module(name: str) -> ModuleType:

@@ -73,38 +73,46 @@ def _library_path() -> Optional[Path]:
 
 
 def _load_library():
-    """The loaded kernels, or None where they are disabled, not built or incompatible."""
+    """``(library, why_missing)``: the loaded kernels, or ``None`` and the reason (they
+    are disabled, not built, or built from another version of the kernels)."""
     if os.environ.get(DISABLE_VARIABLE, "") not in ("", "0"):
-        return None
+        return None, "disabled"
     path = _library_path()
     if path is None:
-        return None
+        return None, "not built"
     try:
         library = ctypes.CDLL(str(path))
     except OSError:
-        return None
+        return None, "not loadable"
     library.mlf_problem_size.restype = ctypes.c_int64
     library.mlf_max_order.restype = ctypes.c_int64
     if library.mlf_problem_size() != ctypes.sizeof(_Problem):
-        return None  # built from another version of the kernels: refuse rather than crash
+        return None, "built from another version"  # refuse rather than crash
     library.mlf_advise_huge_pages.argtypes = [ctypes.c_void_p, ctypes.c_int64]
     library.mlf_advise_huge_pages.restype = ctypes.c_int
     for name in ("mlf_forward", "mlf_adjoint"):
         function = getattr(library, name)
         function.argtypes = [ctypes.POINTER(_Problem)]
         function.restype = ctypes.c_int
-    return library
+    return library, ""
 
 
 # Loaded once at import: plain module constants are what torch.compile can see through
 # when the dispatcher asks whether this backend is there.
-_LIBRARY = _load_library()
+_LIBRARY, _WHY_MISSING = _load_library()
 _MAX_ORDER = _LIBRARY.mlf_max_order() if _LIBRARY is not None else 0
 
 
 def available() -> bool:
     """Whether the compiled kernels are loaded in this process."""
     return _LIBRARY is not None
+
+
+def why_missing() -> str:
+    """Why the kernels are not loaded (``""`` where they are): ``"disabled"`` (by
+    ``MULTI_LFILTER_DISABLE_NATIVE``), ``"not built"``, ``"not loadable"`` or
+    ``"built from another version"``."""
+    return _WHY_MISSING
 
 
 def max_order() -> int:
