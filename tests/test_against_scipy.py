@@ -4,7 +4,7 @@ import torch
 
 from multi_lfilter import lfilter_bank, lfilter_bank_with_state
 
-from conftest import ORDERS, random_filter_bank, scipy_lfilter_rows, to_device
+from helpers import ORDERS, random_filter_bank, scipy_lfilter_rows, to_device
 
 
 def lengths_for(order):

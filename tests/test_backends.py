@@ -12,7 +12,7 @@ from multi_lfilter import available_backends, lfilter_bank, lfilter_bank_with_st
 from multi_lfilter.backends import native, triton_backend
 from multi_lfilter.backends.dispatch import REGISTRY, resolve_backend
 
-from conftest import random_filter_bank, scipy_lfilter_rows
+from helpers import random_filter_bank, scipy_lfilter_rows
 
 needs_native = pytest.mark.skipif(not native.available(), reason="the C kernels are not built here")
 

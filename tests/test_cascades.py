@@ -7,7 +7,7 @@ from torch.autograd import gradcheck
 
 from multi_lfilter import filtfilt_bank, lfilter_bank, lfilter_zi_bank, sosfilt_bank, sosfilt_bank_with_state
 
-from conftest import random_filter_bank
+from helpers import random_filter_bank
 
 
 def butterworth_sos(order=10, band=(0.05, 0.1)):

@@ -4,7 +4,7 @@ import torch
 
 from multi_lfilter import lfilter
 
-from conftest import TORCHAUDIO_ERROR, random_filter_bank, torchaudio_functional
+from helpers import TORCHAUDIO_ERROR, random_filter_bank, torchaudio_functional
 
 needs_torchaudio = pytest.mark.skipif(torchaudio_functional is None, reason=TORCHAUDIO_ERROR)
 

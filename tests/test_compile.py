@@ -5,7 +5,7 @@ import torch
 from multi_lfilter import available_backends, lfilter_bank_with_state
 from multi_lfilter._op import filter_op
 
-from conftest import random_filter_bank
+from helpers import random_filter_bank
 
 
 @pytest.mark.parametrize("backend", available_backends())

@@ -9,7 +9,7 @@ import torch
 from multi_lfilter import freqz_bank, lfilter_bank
 from multi_lfilter.design import BIQUAD_KINDS, biquad_coeffs, center_frequencies
 
-from conftest import TORCHAUDIO_ERROR, random_filter_bank, torchaudio_functional
+from helpers import TORCHAUDIO_ERROR, random_filter_bank, torchaudio_functional
 
 SAMPLE_RATE = 16000
 # kind -> torchaudio filter with the same coefficients, as (waveform, frequency, q, gain) -> y

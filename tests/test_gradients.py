@@ -7,7 +7,7 @@ from torch.autograd import gradcheck, gradgradcheck
 
 from multi_lfilter import lfilter_bank_with_state
 
-from conftest import random_filter_bank
+from helpers import random_filter_bank
 
 INPUT_NAMES = ("waveform", "a_coeffs", "b_coeffs", "zi")
 SUBSETS = [

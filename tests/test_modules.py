@@ -16,7 +16,7 @@ from multi_lfilter import (
 )
 from multi_lfilter.design import BIQUAD_KINDS, biquad_coeffs, center_frequencies
 
-from conftest import random_filter_bank
+from helpers import random_filter_bank
 
 GAIN_KINDS = ("peaking", "lowshelf", "highshelf")
 

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from multi_lfilter import available_backends, lfilter_bank_with_state
 
-from conftest import random_stable_filter
+from helpers import random_stable_filter
 
 
 @st.composite

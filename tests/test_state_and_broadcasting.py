@@ -6,7 +6,7 @@ import torch
 
 from multi_lfilter import lfilter_bank, lfilter_bank_with_state
 
-from conftest import random_filter_bank, to_device
+from helpers import random_filter_bank, to_device
 
 
 @pytest.mark.parametrize("order", [1, 2, 5])

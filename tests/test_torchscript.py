@@ -8,7 +8,7 @@ import torch
 
 from multi_lfilter import BiquadFilterBank, SOSFilterBank, lfilter, lfilter_bank, lfilter_bank_with_state
 
-from conftest import random_filter_bank
+from helpers import random_filter_bank
 
 
 class BankModel(torch.nn.Module):

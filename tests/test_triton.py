@@ -9,7 +9,7 @@ from torch.autograd import gradcheck, gradgradcheck
 from multi_lfilter import lfilter_bank, lfilter_bank_with_state
 from multi_lfilter.backends import loop, triton_backend
 
-from conftest import random_filter_bank, scipy_lfilter_rows
+from helpers import random_filter_bank, scipy_lfilter_rows
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 pytestmark = [
