@@ -150,8 +150,8 @@ def lfilter_adjoint_kernel(
     b_ptr, b_offsets, b_step,
     gzf_ptr, gzf_offsets, gzf_step,
     gx_ptr, ga_ptr, gb_ptr, gzi_ptr,
-    n_chains, length,
-    ORDER: tl.constexpr, ORDER_PAD: tl.constexpr, HAS_GZF: tl.constexpr,
+    n_chains, length, chunk_length, chunk_offset,
+    ORDER: tl.constexpr, ORDER_PAD: tl.constexpr, HAS_GZF: tl.constexpr, ZERO_INPUT: tl.constexpr,
     NEED_X: tl.constexpr, NEED_A: tl.constexpr, NEED_B: tl.constexpr,
     BLOCK_CHAINS: tl.constexpr, TIME_TILE: tl.constexpr,
 ):
@@ -159,40 +159,55 @@ def lfilter_adjoint_kernel(
     (continued beyond the end by ``grad_zf``), and from it in the same pass, per
     chain, ``dL/dx[n] = sum_k b_k g_v[n + k]`` (``gx``, ``(n_chains, T)``),
     ``dL/db_j = sum_n g_v[n + j] x[n]`` and ``dL/da_j = -sum_n g_v[n + j] y[n]``
-    (``gb``, ``ga``: ``(n_chains, ORDER + 1)``, float64) and ``dL/dzi = g_v[:N]``
-    (``gzi``, ``(n_chains, ORDER)``, float64). ``history[:, k]`` is ``g_v[n + 1 + k]``."""
+    (``gb``, ``ga``: ``ORDER + 1`` wide, float64) and ``dL/dzi = g_v[:N]`` (``gzi``,
+    ``ORDER`` wide, float64). ``history[:, k]`` is ``g_v[n + 1 + k]``.
+
+    Over samples ``c L - offset .. (c + 1) L - offset - 1`` (cut at 0 and ``T``) for
+    chunk ``c = program_id(1)``, ``L = chunk_length``: the history starts from
+    ``gzf`` (row ``c * n_chains + i`` at ``gzf_offsets``) or from zero, and ``ga``,
+    ``gb`` and the history after the chunk (``gzi``) go to row ``c * n_chains + i``.
+    ``ZERO_INPUT`` reads no ``g`` (a zero upstream gradient)."""
+    chunk = tl.program_id(1)
     chains = tl.program_id(0) * BLOCK_CHAINS + tl.arange(0, BLOCK_CHAINS)
     live = chains < n_chains
     slots = tl.arange(0, ORDER_PAD)
     in_order = slots < ORDER
     columns = tl.arange(0, TIME_TILE)
     coefficient_mask = live[:, None] & in_order[None, :]
+    first = tl.maximum(chunk * chunk_length - chunk_offset, 0)
+    end = tl.minimum((chunk + 1) * chunk_length - chunk_offset, length)
+    rows = chunk * n_chains + chains
 
-    g_base = tl.load(g_offsets + chains, mask=live, other=0)
-    x_base = tl.load(x_offsets + chains, mask=live, other=0)
     a_base = tl.load(a_offsets + chains, mask=live, other=0)
     b_base = tl.load(b_offsets + chains, mask=live, other=0)
     b0 = tl.load(b_ptr + b_base, mask=live, other=0.0)
     a_rest = tl.load(a_ptr + a_base[:, None] + (slots[None, :] + 1) * a_step, mask=coefficient_mask, other=0.0)
     b_rest = tl.load(b_ptr + b_base[:, None] + (slots[None, :] + 1) * b_step, mask=coefficient_mask, other=0.0)
     if HAS_GZF:
-        gzf_base = tl.load(gzf_offsets + chains, mask=live, other=0)
+        gzf_base = tl.load(gzf_offsets + rows, mask=live, other=0)
         history = tl.load(gzf_ptr + gzf_base[:, None] + slots[None, :] * gzf_step, mask=coefficient_mask, other=0.0)
         history = history.to(tl.float64)
     else:
         history = tl.zeros([BLOCK_CHAINS, ORDER_PAD], dtype=tl.float64)
+    if not ZERO_INPUT:
+        g_base = tl.load(g_offsets + chains, mask=live, other=0)
+    if NEED_B:
+        x_base = tl.load(x_offsets + chains, mask=live, other=0)
     grad_b0 = tl.zeros([BLOCK_CHAINS], dtype=tl.float64)
     grad_b_rest = tl.zeros([BLOCK_CHAINS, ORDER_PAD], dtype=tl.float64)
     grad_a_rest = tl.zeros([BLOCK_CHAINS, ORDER_PAD], dtype=tl.float64)
 
-    n_tiles = tl.cdiv(length, TIME_TILE)
+    n_tiles = tl.cdiv(end - first, TIME_TILE)
     for tile in range(0, n_tiles):
-        # Tiles from the end; the last one may start before the signal.
-        start = length - (tile + 1) * TIME_TILE
+        # Tiles from the end of the chunk; the last one may start before it.
+        start = end - (tile + 1) * TIME_TILE
         times = start + columns
-        tile_mask = live[:, None] & (times[None, :] >= 0)
-        upstream = tl.load(g_ptr + g_base[:, None] + times[None, :] * g_step, mask=tile_mask, other=0.0)
-        upstream = upstream.to(tl.float64)
+        tile_mask = live[:, None] & (times[None, :] >= first)
+        if ZERO_INPUT:
+            upstream = tl.zeros([BLOCK_CHAINS, TIME_TILE], dtype=tl.float64)
+        else:
+            upstream = tl.load(g_ptr + g_base[:, None] + times[None, :] * g_step, mask=tile_mask, other=0.0)
+            upstream = upstream.to(tl.float64)
         if NEED_B:
             inputs = tl.load(x_ptr + x_base[:, None] + times[None, :] * x_step, mask=tile_mask, other=0.0)
             inputs = inputs.to(tl.float64)
@@ -203,7 +218,7 @@ def lfilter_adjoint_kernel(
             grad_inputs = tl.zeros([BLOCK_CHAINS, TIME_TILE], dtype=tl.float64)
         for step in tl.static_range(TIME_TILE):
             t = TIME_TILE - 1 - step
-            valid = start + t >= 0
+            valid = start + t >= first
             grad_v = _column(upstream, columns, t) - tl.sum(a_rest * history, axis=1)
             if NEED_X:
                 grad_input = b0 * grad_v + tl.sum(b_rest * history, axis=1)
@@ -222,10 +237,11 @@ def lfilter_adjoint_kernel(
 
     width = ORDER + 1
     if NEED_B:
-        tl.store(gb_ptr + chains * width, grad_b0, mask=live)
-        tl.store(gb_ptr + chains[:, None] * width + slots[None, :] + 1, grad_b_rest, mask=coefficient_mask)
+        tl.store(gb_ptr + rows * width, grad_b0, mask=live)
+        tl.store(gb_ptr + rows[:, None] * width + slots[None, :] + 1, grad_b_rest, mask=coefficient_mask)
     if NEED_A:
-        tl.store(ga_ptr + chains * width, tl.zeros([BLOCK_CHAINS], dtype=tl.float64), mask=live)
-        tl.store(ga_ptr + chains[:, None] * width + slots[None, :] + 1, grad_a_rest, mask=coefficient_mask)
-    # After the first sample the history is g_v[0 .. N - 1] (the tail where T < N).
-    tl.store(gzi_ptr + chains[:, None] * ORDER + slots[None, :], history, mask=coefficient_mask)
+        tl.store(ga_ptr + rows * width, tl.zeros([BLOCK_CHAINS], dtype=tl.float64), mask=live)
+        tl.store(ga_ptr + rows[:, None] * width + slots[None, :] + 1, grad_a_rest, mask=coefficient_mask)
+    # After the chunk's first sample the history is g_v[first .. first + N - 1] (what
+    # follows the chunk where it is shorter than N): at the signal's start, dL/dzi.
+    tl.store(gzi_ptr + rows[:, None] * ORDER + slots[None, :], history, mask=coefficient_mask)

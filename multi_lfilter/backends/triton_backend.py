@@ -7,10 +7,11 @@ chunk from a zero state, then the state entering each chunk carried across the
 chunks (``state_carry_kernel``, sequential in chunks with the exact one-chunk
 transition), then every chunk again from its true state, writing ``y``: four
 launches whatever ``T``. Otherwise (and for short signals) the forward is one launch.
-The adjoint is one launch that fuses the backward recurrence with every gradient's
-reduction, so backward allocates nothing the size of the output except the
-waveform's gradient per chain where the waveform needs one (then summed over the
-filters that share it). Deterministic: no atomics.
+The adjoint fuses the backward recurrence with every gradient's reduction (and
+splits time into chunks the same way, backwards), so backward allocates nothing the
+size of the output except the waveform's gradient per chain where the waveform needs
+one (then summed over the filters that share it). Deterministic: no atomics; the
+per-chunk sums are added in a fixed order.
 
 Triton ships with the CUDA builds of torch and is imported on first use. The kernels
 run on CUDA tensors, and on CPU tensors where ``TRITON_INTERPRET=1`` was set before
@@ -179,7 +180,14 @@ def forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[T
 
 
 def adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_input_grad):
-    """The backend contract's adjoint kernel, fused: see ``lfilter_adjoint_kernel``."""
+    """The backend contract's adjoint kernel, fused: see ``lfilter_adjoint_kernel``.
+
+    With time in chunks (as in ``forward``) the history entering each chunk is carried
+    backwards across them first, the same way: a pass that gives every chunk's own
+    final history, the one-chunk transition, ``state_carry_kernel`` over the chunks in
+    reversed order; then every chunk's reductions, summed over the chunks. Chunks are
+    aligned to the end here, so the partial one is the last in (reversed) time.
+    """
     need_waveform, need_a, need_b, need_zi = needs_input_grad
     need_zi = need_zi and zi_shape is not None
     batch = list(y.shape[:-1])
@@ -191,36 +199,90 @@ def adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_in
     if grad_y is None:
         grad_y = torch.zeros_like(y)
     float64 = dict(dtype=torch.float64, device=device)
-    grad_a_chains = torch.zeros(batch + [order + 1], **float64)
-    grad_b_chains = torch.zeros(batch + [order + 1], **float64)
-    grad_zi_chains = torch.zeros(batch + [order], **float64)
     grad_waveform_chains = torch.zeros(batch + [length], dtype=waveform.dtype, device=device) if need_waveform else None
     grad_zf_double = grad_zf.double() if grad_zf is not None else None
+    n_chunks = time_chunks(n_chains, length, order) if n_chains > 0 and length > 0 else 1
+    chunk_length = (length + n_chunks - 1) // n_chunks
+    n_chunks = max(1, (length + chunk_length - 1) // chunk_length) if length else 1
+    rows = n_chunks * n_chains
+    grad_a_rows = torch.zeros(rows, order + 1, **float64)
+    grad_b_rows = torch.zeros(rows, order + 1, **float64)
+    histories = torch.zeros(rows, order, **float64)
+
     if n_chains > 0 and length > 0:
-        _kernels().lfilter_adjoint_kernel[_grid(n_chains)](
-            grad_y, _chain_offsets(grad_y, batch).to(device), _time_step(grad_y),
-            waveform, _chain_offsets(waveform, batch).to(device), _time_step(waveform),
-            y,
-            a_coeffs, _chain_offsets(a_coeffs, batch).to(device), _time_step(a_coeffs),
-            b_coeffs, _chain_offsets(b_coeffs, batch).to(device), _time_step(b_coeffs),
-            grad_zf_double if grad_zf_double is not None else a_coeffs,
-            _chain_offsets(grad_zf_double, batch).to(device), _time_step(grad_zf_double),
+        kernel = _kernels().lfilter_adjoint_kernel
+        upstream = (grad_y, _chain_offsets(grad_y, batch).to(device), _time_step(grad_y))
+        signal = (waveform, _chain_offsets(waveform, batch).to(device), _time_step(waveform))
+        a_offsets = _chain_offsets(a_coeffs, batch).to(device)
+        b_offsets = _chain_offsets(b_coeffs, batch).to(device)
+        coefficients = (
+            a_coeffs, a_offsets, _time_step(a_coeffs),
+            b_coeffs, b_offsets, _time_step(b_coeffs),
+        )
+        shapes = dict(ORDER=order, ORDER_PAD=_padded(order), BLOCK_CHAINS=BLOCK_CHAINS, TIME_TILE=TIME_TILE)
+        offset = n_chunks * chunk_length - length  # the first chunk is the partial one
+        if n_chunks == 1:
+            entering = grad_zf_double
+            entering_offsets = _chain_offsets(grad_zf_double, batch).to(device)
+            entering_step = _time_step(grad_zf_double)
+        else:
+            # The exact one-chunk transition of the history, from unit histories.
+            units = torch.eye(order, **float64).repeat(n_chains, 1)
+            unit_rows = torch.arange(n_chains * order, device=device) * order
+            transition = torch.empty(n_chains * order, order, **float64)
+            kernel[_grid(n_chains * order)](
+                units, unit_rows, 0, units, unit_rows, 0, units,
+                a_coeffs, a_offsets.repeat_interleave(order), _time_step(a_coeffs),
+                b_coeffs, b_offsets.repeat_interleave(order), _time_step(b_coeffs),
+                units, unit_rows, 1,
+                units, units, units, transition,
+                n_chains * order, chunk_length, chunk_length, 0,
+                HAS_GZF=True, ZERO_INPUT=True, NEED_X=False, NEED_A=False, NEED_B=False, **shapes,
+            )
+            # Every chunk from a zero history: its own part of the history before it.
+            local = torch.empty(rows, order, **float64)
+            kernel[(_grid(n_chains)[0], n_chunks)](
+                *upstream, *signal, y, *coefficients,
+                local, unit_rows, 1,
+                local, local, local, local,
+                n_chains, length, chunk_length, offset,
+                HAS_GZF=False, ZERO_INPUT=False, NEED_X=False, NEED_A=False, NEED_B=False, **shapes,
+            )
+            # Carried backwards: the carry kernel runs forwards over the chunks reversed.
+            if grad_zf_double is not None:
+                last = grad_zf_double.expand(batch + [order]).reshape(n_chains, order).contiguous()
+            else:
+                last = torch.zeros(n_chains, order, **float64)
+            reversed_local = local.view(n_chunks, n_chains, order).flip(0).contiguous()
+            reversed_entering = torch.empty(rows, order, **float64)
+            _kernels().state_carry_kernel[_grid(n_chains)](
+                last, reversed_local, transition, reversed_entering, n_chains, n_chunks,
+                ORDER=order, ORDER_PAD=_padded(order), BLOCK_CHAINS=BLOCK_CHAINS,
+            )
+            entering = reversed_entering.view(n_chunks, n_chains, order).flip(0).contiguous()
+            entering_offsets = torch.arange(rows, device=device) * order
+            entering_step = 1
+        kernel[(_grid(n_chains)[0], n_chunks)](
+            *upstream, *signal, y, *coefficients,
+            entering if entering is not None else a_coeffs, entering_offsets, entering_step,
             grad_waveform_chains if grad_waveform_chains is not None else y,
-            grad_a_chains, grad_b_chains, grad_zi_chains,
-            n_chains, length,
-            ORDER=order, ORDER_PAD=_padded(order), HAS_GZF=grad_zf is not None,
-            NEED_X=need_waveform, NEED_A=need_a, NEED_B=need_b,
-            BLOCK_CHAINS=BLOCK_CHAINS, TIME_TILE=TIME_TILE,
+            grad_a_rows, grad_b_rows, histories,
+            n_chains, length, chunk_length, offset,
+            HAS_GZF=entering is not None, ZERO_INPUT=False,
+            NEED_X=need_waveform, NEED_A=need_a, NEED_B=need_b, **shapes,
         )
     elif grad_zf_double is not None:  # T == 0: the state's gradient passes through
-        grad_zi_chains.copy_(grad_zf_double.expand(batch + [order]))
+        histories.copy_(grad_zf_double.expand(batch + [order]).reshape(n_chains, order))
 
     grad_waveform = None
     if grad_waveform_chains is not None:
         grad_waveform = sum_to_shape(grad_waveform_chains, list(waveform.shape))
-    grad_a = sum_to_shape(grad_a_chains, list(a_coeffs.shape)) if need_a else None
-    grad_b = sum_to_shape(grad_b_chains, list(b_coeffs.shape)) if need_b else None
-    grad_zi = sum_to_shape(grad_zi_chains, zi_shape).to(waveform.dtype) if need_zi else None
+    per_chain = [n_chunks] + batch + [order + 1]
+    grad_a = sum_to_shape(grad_a_rows.view(per_chain).sum(0), list(a_coeffs.shape)) if need_a else None
+    grad_b = sum_to_shape(grad_b_rows.view(per_chain).sum(0), list(b_coeffs.shape)) if need_b else None
+    grad_zi = None
+    if need_zi:  # the history after the first chunk: g_v[:N]
+        grad_zi = sum_to_shape(histories[:n_chains].view(batch + [order]), zi_shape).to(waveform.dtype)
     return grad_waveform, grad_a, grad_b, grad_zi
 
 
