@@ -76,16 +76,27 @@ def check_coefficients(a_coeffs: Tensor, b_coeffs: Tensor) -> None:
         check_is_tensor("a_coeffs", a_coeffs)
         check_is_tensor("b_coeffs", b_coeffs)
     named = [("a_coeffs", a_coeffs), ("b_coeffs", b_coeffs)]
+    _check_kinds_and_sizes(named, a_coeffs, b_coeffs)
+    if broadcast_batch_shape([list(a_coeffs.shape[:-1]), list(b_coeffs.shape[:-1])]) is None:
+        raise ValueError(f"expected the leading dims of the inputs to broadcast, got {_describe(named, 'shape')}")
+
+
+def _check_kinds_and_sizes(named: List[Tuple[str, Tensor]], a_coeffs: Tensor, b_coeffs: Tensor) -> None:
+    """Dtypes (float32/float64, one for all), one device, no scalars, no empty
+    coefficient lists: the checks every caller shares."""
     for name, tensor in named:
         if tensor.dtype != torch.float32 and tensor.dtype != torch.float64:
             raise TypeError(
                 f"expected {name} to be float32 or float64, got {dtype_name(tensor.dtype)} "
                 "(integer and complex inputs are not supported; convert with .float() or .double())"
             )
-    if a_coeffs.dtype != b_coeffs.dtype:
-        raise TypeError(f"expected one dtype for all inputs, got {_describe(named, 'dtype')}")
-    if a_coeffs.device != b_coeffs.device:
-        raise ValueError(f"expected one device for all inputs, got {_describe(named, 'device')}")
+    first = named[0][1]
+    for name, tensor in named:
+        if tensor.dtype != first.dtype:
+            raise TypeError(f"expected one dtype for all inputs, got {_describe(named, 'dtype')}")
+    for name, tensor in named:
+        if tensor.device != first.device:
+            raise ValueError(f"expected one device for all inputs, got {_describe(named, 'device')}")
     for name, tensor in named:
         if tensor.dim() == 0:
             raise ValueError(f"expected {name} to have at least one dimension, got a scalar")
@@ -93,8 +104,6 @@ def check_coefficients(a_coeffs: Tensor, b_coeffs: Tensor) -> None:
         raise ValueError(
             f"expected at least one coefficient in a_coeffs and b_coeffs, got {_describe(named, 'shape')}"
         )
-    if broadcast_batch_shape([list(a_coeffs.shape[:-1]), list(b_coeffs.shape[:-1])]) is None:
-        raise ValueError(f"expected the leading dims of the inputs to broadcast, got {_describe(named, 'shape')}")
 
 
 def _describe(named: List[Tuple[str, Tensor]], what: str) -> str:
@@ -116,27 +125,7 @@ def check_filter_inputs(
     if not torch.jit.is_scripting():
         _check_are_tensors(waveform, a_coeffs, b_coeffs, zi)
     named = _named_inputs(waveform, a_coeffs, b_coeffs, zi)
-
-    for name, tensor in named:
-        if tensor.dtype != torch.float32 and tensor.dtype != torch.float64:
-            raise TypeError(
-                f"expected {name} to be float32 or float64, got {dtype_name(tensor.dtype)} "
-                "(integer and complex inputs are not supported; convert with .float() or .double())"
-            )
-    for name, tensor in named:
-        if tensor.dtype != waveform.dtype:
-            raise TypeError(f"expected one dtype for all inputs, got {_describe(named, 'dtype')}")
-    for name, tensor in named:
-        if tensor.device != waveform.device:
-            raise ValueError(f"expected one device for all inputs, got {_describe(named, 'device')}")
-    for name, tensor in named:
-        if tensor.dim() == 0:
-            raise ValueError(f"expected {name} to have at least one dimension, got a scalar")
-    if a_coeffs.shape[-1] == 0 or b_coeffs.shape[-1] == 0:
-        raise ValueError(
-            "expected at least one coefficient in a_coeffs and b_coeffs, got "
-            f"{_describe(named, 'shape')}"
-        )
+    _check_kinds_and_sizes(named, a_coeffs, b_coeffs)
 
     order = max(a_coeffs.shape[-1], b_coeffs.shape[-1]) - 1
     if zi is not None and zi.shape[-1] != order:

@@ -86,6 +86,18 @@ def scipy_lfilter_rows(waveform, a_coeffs, b_coeffs, zi=None):
     return torch.from_numpy(y), torch.from_numpy(zf)
 
 
+def make_layout_problem(waveform_shape, a_shape, b_shape, zi_shape, length, rng):
+    """Random ``(waveform, a, b, zi)`` float64 tensors of the given leading shapes (the
+    waveform's last dim replaced by ``length``), with ``a[..., 0] = 1`` and small
+    feedback taps (stable for the orders these layouts use)."""
+    a_coeffs = torch.from_numpy(rng.uniform(-0.3, 0.3, size=a_shape))
+    a_coeffs[..., 0] = 1.0
+    b_coeffs = torch.from_numpy(rng.normal(size=b_shape))
+    waveform = torch.from_numpy(rng.normal(size=tuple(waveform_shape[:-1]) + (length,)))
+    zi = torch.from_numpy(rng.normal(size=zi_shape)) if zi_shape else None
+    return waveform, a_coeffs, b_coeffs, zi
+
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 # On CPU the Triton kernels run in the interpreter, far slower than compiled: they get
 # small cases of their own (test_triton.py) instead of every test here.

@@ -11,6 +11,8 @@ from multi_lfilter.backends.block import filter_block
 from multi_lfilter.backends.loop import adjoint as loop_adjoint
 from multi_lfilter.backends.loop import filter_loop
 
+from helpers import make_layout_problem
+
 LAYOUTS = [
     ((3, 1, 50), (4, 3), (4, 3), None),  # a bank: the input shared by the filters
     ((3, 1, 50), (4, 3), (4, 3), (3, 4, 2)),  # ... with a state per row and filter
@@ -24,22 +26,13 @@ LAYOUT_IDS = ["bank", "bank-zi", "rows-from-zi", "per-channel", "b-only", "mixed
 CHUNKINGS = {"one-chunk": 32 << 20, "chunks": 0}
 
 
-def make_problem(waveform_shape, a_shape, b_shape, zi_shape, length, rng):
-    a_coeffs = torch.from_numpy(rng.uniform(-0.3, 0.3, size=a_shape))
-    a_coeffs[..., 0] = 1.0
-    b_coeffs = torch.from_numpy(rng.normal(size=b_shape))
-    waveform = torch.from_numpy(rng.normal(size=waveform_shape[:-1] + (length,)))
-    zi = torch.from_numpy(rng.normal(size=zi_shape)) if zi_shape else None
-    return waveform, a_coeffs, b_coeffs, zi
-
-
 @pytest.mark.parametrize("waveform_shape, a_shape, b_shape, zi_shape", LAYOUTS, ids=LAYOUT_IDS)
 @pytest.mark.parametrize("block_length", [2, 7, 32])
 @pytest.mark.parametrize("length", [0, 1, 7, 50], ids=lambda n: f"T{n}")
 @pytest.mark.parametrize("chunking", list(CHUNKINGS))
 def test_layouts_blocks_and_chunks_match_the_loop(waveform_shape, a_shape, b_shape, zi_shape, block_length, length, chunking, rng):
     """Every layout (shared input or not), block edge and chunk edge, both directions."""
-    waveform, a_coeffs, b_coeffs, zi = make_problem(waveform_shape, a_shape, b_shape, zi_shape, length, rng)
+    waveform, a_coeffs, b_coeffs, zi = make_layout_problem(waveform_shape, a_shape, b_shape, zi_shape, length, rng)
     budget = CHUNKINGS[chunking]
     expected_y, expected_zf = filter_loop(waveform, a_coeffs, b_coeffs, zi)
     y, zf = filter_block(waveform, a_coeffs, b_coeffs, zi, block_length, chunk_min_bytes=budget)
@@ -58,7 +51,7 @@ def test_layouts_blocks_and_chunks_match_the_loop(waveform_shape, a_shape, b_sha
 def test_graph_path_matches_the_loop(waveform_shape, a_shape, b_shape, zi_shape, length, chunking, rng):
     """With inputs requiring grad (the TorchScript path) chunks are joined, not written
     into buffers, and autograd through them gives the loop's gradients."""
-    inputs = make_problem(waveform_shape, a_shape, b_shape, zi_shape, length, rng)
+    inputs = make_layout_problem(waveform_shape, a_shape, b_shape, zi_shape, length, rng)
     leaves = [t.clone().requires_grad_(True) if t is not None else None for t in inputs]
     y, zf = filter_block(*leaves, 7, chunk_min_bytes=CHUNKINGS[chunking])
     expected_y, expected_zf = filter_loop(*inputs)
@@ -87,7 +80,7 @@ def test_graph_path_matches_the_loop(waveform_shape, a_shape, b_shape, zi_shape,
 def test_fused_adjoint_matches_the_composite_one(waveform_shape, a_shape, b_shape, zi_shape, length, chunking, with_grad_zf, rng):
     """The chunked adjoint (float64 reductions per chunk, the tail as one more piece)
     equals the reference adjoint over the loop for every input."""
-    waveform, a_coeffs, b_coeffs, zi = make_problem(waveform_shape, a_shape, b_shape, zi_shape, length, rng)
+    waveform, a_coeffs, b_coeffs, zi = make_layout_problem(waveform_shape, a_shape, b_shape, zi_shape, length, rng)
     y, zf = filter_loop(waveform, a_coeffs, b_coeffs, zi)
     grad_y = torch.from_numpy(rng.normal(size=y.shape))
     grad_zf = torch.from_numpy(rng.normal(size=zf.shape)) if with_grad_zf else None
@@ -111,7 +104,7 @@ def test_fused_adjoint_matches_the_composite_one(waveform_shape, a_shape, b_shap
 
 
 def test_the_adjoint_computes_only_what_is_asked(rng):
-    waveform, a_coeffs, b_coeffs, zi = make_problem((3, 1, 40), (4, 3), (4, 3), (3, 4, 2), 40, rng)
+    waveform, a_coeffs, b_coeffs, zi = make_layout_problem((3, 1, 40), (4, 3), (4, 3), (3, 4, 2), 40, rng)
     y, _ = filter_loop(waveform, a_coeffs, b_coeffs, zi)
     gradients = block_adjoint(torch.ones_like(y), None, waveform, a_coeffs, b_coeffs, y, [3, 4, 2], (False, True, False, False))
     assert gradients[0] is None and gradients[2] is None and gradients[3] is None

@@ -9,7 +9,7 @@ from torch.autograd import gradcheck, gradgradcheck
 from multi_lfilter import lfilter_bank, lfilter_bank_with_state
 from multi_lfilter.backends import loop, triton_backend
 
-from helpers import random_filter_bank, scipy_lfilter_rows
+from helpers import make_layout_problem, random_filter_bank, scipy_lfilter_rows
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 pytestmark = [
@@ -32,17 +32,30 @@ LAYOUTS = [
 LAYOUT_IDS = ["bank", "bank-zi", "chains-from-zi", "per-channel", "per-example-b", "order0", "order5"]
 
 
+def assert_adjoint_matches_the_loop(waveform, a_coeffs, b_coeffs, zi, length, with_grad_zf, rng):
+    """The Triton adjoint against the reference (composite) adjoint over the loop."""
+    y, zf = loop.forward(waveform, a_coeffs, b_coeffs, zi)
+    grad_y = torch.from_numpy(rng.normal(size=y.shape))
+    grad_zf = torch.from_numpy(rng.normal(size=zf.shape)) if with_grad_zf else None
+    zi_shape_list = list(zi.shape) if zi is not None else None
+    needs = (True, True, True, zi is not None)
+    actual = triton_backend.adjoint(*on_device(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y), zi_shape_list, needs)
+    if length == 0:  # the reference adjoint does not take empty signals: the state passes through
+        assert not actual[0].any() and not actual[1].any() and not actual[2].any()
+        if zi is not None:
+            expected_zi = (grad_zf if grad_zf is not None else torch.zeros_like(zf)).sum_to_size(zi.shape)
+            torch.testing.assert_close(actual[3].cpu(), expected_zi)
+        return
+    expected = loop.adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape_list, needs)
+    for name, got, wanted in zip(("waveform", "a", "b", "zi"), actual, expected):
+        if wanted is None:
+            assert got is None, name
+        else:
+            torch.testing.assert_close(got.cpu(), wanted, rtol=1e-10, atol=1e-10, msg=name)
+
+
 def on_device(*tensors):
     return [t.to(DEVICE) if t is not None else None for t in tensors]
-
-
-def make_problem(waveform_shape, a_shape, b_shape, zi_shape, length, rng):
-    a_coeffs = torch.from_numpy(rng.uniform(-0.3, 0.3, size=a_shape))
-    a_coeffs[..., 0] = 1.0
-    b_coeffs = torch.from_numpy(rng.normal(size=b_shape))
-    waveform = torch.from_numpy(rng.normal(size=waveform_shape[:-1] + (length,)))
-    zi = torch.from_numpy(rng.normal(size=zi_shape)) if zi_shape else None
-    return waveform, a_coeffs, b_coeffs, zi
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 8])
@@ -105,7 +118,7 @@ def test_float32_is_a_float64_recurrence_rounded_once(rng):
 
 @pytest.mark.parametrize("waveform_shape, a_shape, b_shape, zi_shape", LAYOUTS, ids=LAYOUT_IDS)
 def test_layouts_match_the_loop(waveform_shape, a_shape, b_shape, zi_shape, rng):
-    waveform, a_coeffs, b_coeffs, zi = make_problem(waveform_shape, a_shape, b_shape, zi_shape, 37, rng)
+    waveform, a_coeffs, b_coeffs, zi = make_layout_problem(waveform_shape, a_shape, b_shape, zi_shape, 37, rng)
     expected = loop.forward(waveform, a_coeffs, b_coeffs, zi)
     actual = triton_backend.forward(*on_device(waveform, a_coeffs, b_coeffs, zi))
     for got, wanted in zip(actual, expected):
@@ -125,27 +138,8 @@ def test_strided_waveform_is_read_in_place(rng):
 @pytest.mark.parametrize("with_grad_zf", [False, True], ids=["no-grad-zf", "grad-zf"])
 def test_adjoint_matches_the_loop(waveform_shape, a_shape, b_shape, zi_shape, length, with_grad_zf, rng):
     """The fused adjoint kernel against the reference (composite) adjoint."""
-    waveform, a_coeffs, b_coeffs, zi = make_problem(waveform_shape, a_shape, b_shape, zi_shape, length, rng)
-    y, zf = loop.forward(waveform, a_coeffs, b_coeffs, zi)
-    grad_y = torch.from_numpy(rng.normal(size=y.shape))
-    grad_zf = torch.from_numpy(rng.normal(size=zf.shape)) if with_grad_zf else None
-    zi_shape_list = list(zi.shape) if zi is not None else None
-    needs = (True, True, True, zi is not None)
-    actual = triton_backend.adjoint(
-        *on_device(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y), zi_shape_list, needs
-    )
-    if length == 0:  # the reference adjoint does not take empty signals: the state passes through
-        assert not actual[0].any() and not actual[1].any() and not actual[2].any()
-        if zi is not None:
-            expected_zi = (grad_zf if grad_zf is not None else torch.zeros_like(zf)).sum_to_size(zi.shape)
-            torch.testing.assert_close(actual[3].cpu(), expected_zi)
-        return
-    expected = loop.adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape_list, needs)
-    for name, got, wanted in zip(("waveform", "a", "b", "zi"), actual, expected):
-        if wanted is None:
-            assert got is None, name
-        else:
-            torch.testing.assert_close(got.cpu(), wanted, rtol=1e-10, atol=1e-10, msg=name)
+    problem = make_layout_problem(waveform_shape, a_shape, b_shape, zi_shape, length, rng)
+    assert_adjoint_matches_the_loop(*problem, length, with_grad_zf, rng)
 
 
 def test_backward_through_an_empty_signal():
@@ -164,23 +158,12 @@ def test_backward_through_an_empty_signal():
 def test_time_chunked_adjoint_matches_the_loop(waveform_shape, a_shape, b_shape, zi_shape, length, with_grad_zf, rng, time_chunked):
     """The adjoint's history carried backwards over chunks of time (the partial chunk
     first in time, last in the backward pass) gives the one-pass gradients."""
-    waveform, a_coeffs, b_coeffs, zi = make_problem(waveform_shape, a_shape, b_shape, zi_shape, length, rng)
-    y, zf = loop.forward(waveform, a_coeffs, b_coeffs, zi)
-    grad_y = torch.from_numpy(rng.normal(size=y.shape))
-    grad_zf = torch.from_numpy(rng.normal(size=zf.shape)) if with_grad_zf else None
-    zi_shape_list = list(zi.shape) if zi is not None else None
-    needs = (True, True, True, zi is not None)
-    actual = triton_backend.adjoint(*on_device(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y), zi_shape_list, needs)
-    expected = loop.adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape_list, needs)
-    for name, got, wanted in zip(("waveform", "a", "b", "zi"), actual, expected):
-        if wanted is None:
-            assert got is None, name
-        else:
-            torch.testing.assert_close(got.cpu(), wanted, rtol=1e-10, atol=1e-10, msg=name)
+    problem = make_layout_problem(waveform_shape, a_shape, b_shape, zi_shape, length, rng)
+    assert_adjoint_matches_the_loop(*problem, length, with_grad_zf, rng)
 
 
 def test_gradcheck_and_gradgradcheck(rng):
-    waveform, a_coeffs, b_coeffs, zi = make_problem((2, 1, 6), (2, 3), (2, 3), (2, 2, 2), 6, rng)
+    waveform, a_coeffs, b_coeffs, zi = make_layout_problem((2, 1, 6), (2, 3), (2, 3), (2, 2, 2), 6, rng)
     a_coeffs[..., 1:] *= 0.5
     leaves = [t.to(DEVICE).requires_grad_(True) for t in (waveform, a_coeffs, b_coeffs, zi)]
 

@@ -44,6 +44,25 @@ def _shift_up(state, slots):
 
 
 @triton.jit
+def _load_coefficients(a_ptr, a_offsets, a_step, b_ptr, b_offsets, b_step, chains, live, slots, mask):
+    """``(b0, a_rest, b_rest)``: ``(chains,)`` and ``(chains, ORDER_PAD)`` with slot ``k``
+    holding the coefficients of lag ``k + 1`` (zero past the order)."""
+    a_base = tl.load(a_offsets + chains, mask=live, other=0)
+    b_base = tl.load(b_offsets + chains, mask=live, other=0)
+    b0 = tl.load(b_ptr + b_base, mask=live, other=0.0)
+    a_rest = tl.load(a_ptr + a_base[:, None] + (slots[None, :] + 1) * a_step, mask=mask, other=0.0)
+    b_rest = tl.load(b_ptr + b_base[:, None] + (slots[None, :] + 1) * b_step, mask=mask, other=0.0)
+    return b0, a_rest, b_rest
+
+
+@triton.jit
+def _load_rows(ptr, offsets, step, rows, live, slots, mask):
+    """Each chain's row (``offsets[rows]``, ``step`` apart) as a float64 ``(chains, ORDER_PAD)`` tile."""
+    base = tl.load(offsets + rows, mask=live, other=0)
+    return tl.load(ptr + base[:, None] + slots[None, :] * step, mask=mask, other=0.0).to(tl.float64)
+
+
+@triton.jit
 def lfilter_forward_kernel(
     x_ptr, x_offsets, x_step,
     a_ptr, a_offsets, a_step,
@@ -74,17 +93,12 @@ def lfilter_forward_kernel(
     end = tl.minimum(first + chunk_length, length)
     rows = chunk * n_chains + chains  # this chunk's rows of zi and zf
 
-    a_base = tl.load(a_offsets + chains, mask=live, other=0)
-    b_base = tl.load(b_offsets + chains, mask=live, other=0)
     coefficient_mask = live[:, None] & in_order[None, :]
-    b0 = tl.load(b_ptr + b_base, mask=live, other=0.0)
-    # Slot k holds the coefficients of lag k + 1.
-    a_rest = tl.load(a_ptr + a_base[:, None] + (slots[None, :] + 1) * a_step, mask=coefficient_mask, other=0.0)
-    b_rest = tl.load(b_ptr + b_base[:, None] + (slots[None, :] + 1) * b_step, mask=coefficient_mask, other=0.0)
+    b0, a_rest, b_rest = _load_coefficients(
+        a_ptr, a_offsets, a_step, b_ptr, b_offsets, b_step, chains, live, slots, coefficient_mask
+    )
     if HAS_ZI:
-        zi_base = tl.load(zi_offsets + rows, mask=live, other=0)
-        state = tl.load(zi_ptr + zi_base[:, None] + slots[None, :] * zi_step, mask=coefficient_mask, other=0.0)
-        state = state.to(tl.float64)
+        state = _load_rows(zi_ptr, zi_offsets, zi_step, rows, live, slots, coefficient_mask)
     else:
         state = tl.zeros([BLOCK_CHAINS, ORDER_PAD], dtype=tl.float64)
     if not ZERO_INPUT:
@@ -178,15 +192,11 @@ def lfilter_adjoint_kernel(
     end = tl.minimum((chunk + 1) * chunk_length - chunk_offset, length)
     rows = chunk * n_chains + chains
 
-    a_base = tl.load(a_offsets + chains, mask=live, other=0)
-    b_base = tl.load(b_offsets + chains, mask=live, other=0)
-    b0 = tl.load(b_ptr + b_base, mask=live, other=0.0)
-    a_rest = tl.load(a_ptr + a_base[:, None] + (slots[None, :] + 1) * a_step, mask=coefficient_mask, other=0.0)
-    b_rest = tl.load(b_ptr + b_base[:, None] + (slots[None, :] + 1) * b_step, mask=coefficient_mask, other=0.0)
+    b0, a_rest, b_rest = _load_coefficients(
+        a_ptr, a_offsets, a_step, b_ptr, b_offsets, b_step, chains, live, slots, coefficient_mask
+    )
     if HAS_GZF:
-        gzf_base = tl.load(gzf_offsets + rows, mask=live, other=0)
-        history = tl.load(gzf_ptr + gzf_base[:, None] + slots[None, :] * gzf_step, mask=coefficient_mask, other=0.0)
-        history = history.to(tl.float64)
+        history = _load_rows(gzf_ptr, gzf_offsets, gzf_step, rows, live, slots, coefficient_mask)
     else:
         history = tl.zeros([BLOCK_CHAINS, ORDER_PAD], dtype=tl.float64)
     if not ZERO_INPUT:
