@@ -232,3 +232,45 @@ def test_a_missing_build_warns_once_with_the_fix(reason, warns, monkeypatch):
         assert "the C kernels are not built" in messages[0] and "Reinstall with a C compiler" in messages[0]
     else:
         assert messages == []
+
+
+@needs_native
+@pytest.mark.parametrize(
+    "waveform_shape, n_filters",
+    [((3, 1, 300), 37), ((1, 1, 300), 37), ((3, 37, 300), 37)],
+    ids=["bank", "one-shared-row", "per-channel"],
+)
+def test_native_waveform_gradient_is_the_same_bits_on_any_thread_count(waveform_shape, n_filters, rng, monkeypatch):
+    """Each waveform row is summed by one thread, in the same order whatever the split."""
+    monkeypatch.setattr(native, "SAMPLES_PER_THREAD", 64)
+    a, b = random_filter_bank(2, n_filters=n_filters, rng=rng, max_radius=0.95)
+    waveform = torch.from_numpy(rng.normal(size=waveform_shape)).float().requires_grad_(True)
+    upstream = torch.from_numpy(rng.normal(size=(waveform_shape[0], n_filters, 300))).float()
+    previous = torch.get_num_threads()
+    gradients = []
+    try:
+        for n_threads in (1, 2):
+            torch.set_num_threads(n_threads)
+            y = lfilter_bank(waveform, a_coeffs=a.float(), b_coeffs=b.float(), backend="native")
+            gradients.append(torch.autograd.grad((y * upstream).sum(), waveform)[0])
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(gradients[0], gradients[1])
+
+
+@needs_native
+def test_the_c_kernels_check_what_they_are_handed():
+    """Each refusal has its own code and message (Python never sends these)."""
+    problem = native._problem([2], 10, 2, torch.float32)
+    problem.order = native.max_order() + 1
+    assert native._LIBRARY.mlf_forward(problem) == -2
+    problem.order, problem.ndim = 2, native.MAX_DIMS + 1
+    assert native._LIBRARY.mlf_forward(problem) == -3
+    problem.ndim, problem.rows = 1, 5  # the sizes say 2
+    assert native._LIBRARY.mlf_forward(problem) == -4
+    problem.rows = 2  # consistent, but no tensors
+    assert native._LIBRARY.mlf_adjoint(problem) == -5
+    with pytest.raises(RuntimeError, match=r"refused the problem: an order above the kernels' limit \(code -2\)"):
+        native._check(-2)
+    with pytest.raises(MemoryError, match="out of memory"):
+        native._check(-1)

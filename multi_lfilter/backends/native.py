@@ -167,9 +167,23 @@ def _problem(batch: List[int], length: int, order: int, dtype: torch.dtype) -> _
     return problem
 
 
+# The C kernels' failure codes (they check what Python hands them; each is a bug here,
+# except running out of memory).
+_FAILURES = {
+    -2: "an order above the kernels' limit",
+    -3: "more batch dims than the kernels take",
+    -4: "sizes that do not match the batch shape",
+    -5: "a missing tensor",
+}
+
+
 def _check(status: int) -> None:
-    if status != 0:
+    if status == 0:
+        return
+    if status == -1:
         raise MemoryError("multi_lfilter native kernel: out of memory for its work buffers")
+    reason = _FAILURES.get(status, f"an unknown failure (code {status})")
+    raise RuntimeError(f"multi_lfilter native kernel refused the problem: {reason} (code {status})")
 
 
 def forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]):
@@ -229,7 +243,9 @@ def adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_in
     problem.grad_zf = _view(grad_zf_double, batch)
     problem.grad_waveform = _view(grad_waveform, batch)
     row_order = None
-    if need_waveform and problem.n_threads > 1:
+    if need_waveform:
+        # Rows grouped by waveform row, whatever the thread count: the waveform gradient
+        # then sums in the same order, bit for bit, on 1 thread or many.
         row_order = _sorted_rows(problem.grad_waveform, batch)
         problem.row_order = row_order.data_ptr()
     problem.y = y.data_ptr()

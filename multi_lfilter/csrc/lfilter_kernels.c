@@ -357,27 +357,12 @@ forward_tiles_together(const mlf_problem *p, const tile_rows *tiles, const int o
     }
 }
 
-/* Where one thread adds its waveform gradient. Rows are sorted by waveform row, and a
- * thread's range of rows owns every waveform row strictly inside it; the first and
- * last waveform rows it touches may be shared with the neighbouring threads, so those
- * are accumulated privately and added after all threads have joined. */
-typedef struct {
-    int64_t first_offset, last_offset; /* waveform-gradient offsets of the edge rows */
-    double *first_sum, *last_sum;      /* (T,) private accumulators */
-} gradient_edges;
-
-MLF_INLINE void add_waveform_gradient(const mlf_problem *p, const gradient_edges *edges,
-                                      int64_t offset, int64_t start, int count,
+/* Adds one lane's block of waveform gradient into its waveform row. A waveform row is
+ * only ever written by the thread that owns every tile adding into it (see run), and
+ * those tiles add in ascending order: the result does not depend on the thread count. */
+MLF_INLINE void add_waveform_gradient(const mlf_problem *p, int64_t offset, int64_t start, int count,
                                       const double *block, int lane, const int is_double)
 {
-    double *privately = offset == edges->first_offset ? edges->first_sum
-                        : offset == edges->last_offset ? edges->last_sum
-                                                        : NULL;
-    if (privately) {
-        for (int t = 0; t < count; ++t)
-            privately[start + t] += block[t * LANES + lane];
-        return;
-    }
     void *out = (void *)p->grad_waveform.data;
     const int64_t step = p->grad_waveform.step;
     for (int t = 0; t < count; ++t) {
@@ -387,8 +372,7 @@ MLF_INLINE void add_waveform_gradient(const mlf_problem *p, const gradient_edges
 }
 
 MLF_INLINE void
-adjoint_tile(const mlf_problem *p, const tile_rows *tile, const gradient_edges *edges,
-             const int order, const int is_double)
+adjoint_tile(const mlf_problem *p, const tile_rows *tile, const int order, const int is_double)
 {
     vec a[MAX_ORDER + 1], b[MAX_ORDER + 1], history[MAX_ORDER + 1];
     vec grad_a[MAX_ORDER + 1], grad_b[MAX_ORDER + 1];
@@ -456,11 +440,10 @@ adjoint_tile(const mlf_problem *p, const tile_rows *tile, const gradient_edges *
                     total += gx_block[t * LANES + lane];
                 gx_block[t * LANES] = total;
             }
-            add_waveform_gradient(p, edges, gx_offsets[0], start, count, gx_block, 0, is_double);
+            add_waveform_gradient(p, gx_offsets[0], start, count, gx_block, 0, is_double);
         } else if (need_gx) {
             for (int lane = 0; lane < tile->lanes; ++lane)
-                add_waveform_gradient(p, edges, gx_offsets[lane], start, count, gx_block, lane,
-                                      is_double);
+                add_waveform_gradient(p, gx_offsets[lane], start, count, gx_block, lane, is_double);
         }
     }
 
@@ -529,8 +512,7 @@ MLF_CLONES static void forward_tiles(const mlf_problem *p, int64_t begin, int64_
     }
 }
 
-MLF_CLONES static void adjoint_tiles(const mlf_problem *p, const gradient_edges *edges, int64_t begin,
-                          int64_t end)
+MLF_CLONES static void adjoint_tiles(const mlf_problem *p, int64_t begin, int64_t end)
 {
     tile_rows tile;
     for (int64_t index = begin; index < end; ++index) {
@@ -538,14 +520,14 @@ MLF_CLONES static void adjoint_tiles(const mlf_problem *p, const gradient_edges 
 #define ADJOINT_CASE(N)                                  \
     case N:                                              \
         if (p->is_double)                                \
-            adjoint_tile(p, &tile, edges, N, 1);         \
+            adjoint_tile(p, &tile, N, 1);                \
         else                                             \
-            adjoint_tile(p, &tile, edges, N, 0);         \
+            adjoint_tile(p, &tile, N, 0);                \
         break;
         switch (p->order) {
             FOR_EACH_SPECIALISED_ORDER(ADJOINT_CASE)
         default:
-            adjoint_tile(p, &tile, edges, (int)p->order, (int)p->is_double);
+            adjoint_tile(p, &tile, (int)p->order, (int)p->is_double);
         }
 #undef ADJOINT_CASE
     }
@@ -555,14 +537,13 @@ typedef struct {
     const mlf_problem *problem;
     int64_t tile_begin, tile_end;
     int adjoint;
-    gradient_edges edges;
 } thread_work;
 
 static void *run_work(void *argument)
 {
     thread_work *work = (thread_work *)argument;
     if (work->adjoint)
-        adjoint_tiles(work->problem, &work->edges, work->tile_begin, work->tile_end);
+        adjoint_tiles(work->problem, work->tile_begin, work->tile_end);
     else
         forward_tiles(work->problem, work->tile_begin, work->tile_end);
     return NULL;
@@ -575,49 +556,89 @@ static int64_t sorted_gx_offset(const mlf_problem *p, int64_t position)
     return row_offset(p, p->grad_waveform.strides, row);
 }
 
-static void add_private_sum(const mlf_problem *p, int64_t offset, const double *sum)
+/* Whether threads may split the tiles before tile `tile`: always, unless both sides
+ * add into one waveform row (rows are sorted by waveform row when that gradient is
+ * needed, so a row's tiles are contiguous). */
+static int may_split_before(const mlf_problem *p, int64_t tile)
 {
-    void *out = (void *)p->grad_waveform.data;
-    for (int64_t t = 0; t < p->length; ++t) {
-        const int64_t index = offset + t * p->grad_waveform.step;
-        store(out, (int)p->is_double, index, load(out, (int)p->is_double, index) + sum[t]);
-    }
+    if (p->grad_waveform.data == NULL)
+        return 1;
+    return sorted_gx_offset(p, tile * LANES - 1) != sorted_gx_offset(p, tile * LANES);
 }
 
-/* Split the tiles over threads and run them; returns 0, or -1 when out of memory. */
+/* Distinct failures, reported by the Python side. */
+enum {
+    MLF_OK = 0,
+    MLF_OUT_OF_MEMORY = -1,
+    MLF_BAD_ORDER = -2,
+    MLF_BAD_DIMS = -3,
+    MLF_BAD_SIZES = -4,
+    MLF_MISSING_POINTER = -5,
+};
+
+/* The problem as Python should have built it: the kernels trust nothing else. */
+static int check_problem(const mlf_problem *p, int adjoint)
+{
+    if (p == NULL)
+        return MLF_MISSING_POINTER;
+    if (p->order < 0 || p->order > MAX_ORDER)
+        return MLF_BAD_ORDER;
+    if (p->ndim < 0 || p->ndim > MAX_DIMS)
+        return MLF_BAD_DIMS;
+    int64_t rows = 1;
+    for (int64_t d = 0; d < p->ndim; ++d) {
+        if (p->sizes[d] < 0)
+            return MLF_BAD_SIZES;
+        rows *= p->sizes[d];
+    }
+    if (p->rows != rows || p->length < 0)
+        return MLF_BAD_SIZES;
+    if (p->rows == 0)
+        return MLF_OK;
+    if (!p->a.data || !p->b.data)
+        return MLF_MISSING_POINTER;
+    if (p->length > 0 && (!p->waveform.data || !p->y))
+        return MLF_MISSING_POINTER;
+    if (!adjoint && p->order > 0 && !p->zf)
+        return MLF_MISSING_POINTER;
+    if (adjoint && (!p->grad_a || !p->grad_b))
+        return MLF_MISSING_POINTER;
+    return MLF_OK;
+}
+
+/* Split the tiles over threads and run them; returns MLF_OK or a failure above. */
 static int run(const mlf_problem *p, int adjoint)
 {
+    const int status = check_problem(p, adjoint);
+    if (status != MLF_OK)
+        return status;
     const int64_t n_tiles = (p->rows + LANES - 1) / LANES;
     int64_t n_threads = p->n_threads < 1 ? 1 : p->n_threads;
     if (n_threads > n_tiles)
         n_threads = n_tiles < 1 ? 1 : n_tiles;
-    const int need_gx = adjoint && p->grad_waveform.data != NULL;
 
     thread_work *work = calloc((size_t)n_threads, sizeof(thread_work));
     pthread_t *threads = calloc((size_t)n_threads, sizeof(pthread_t));
-    double *sums = need_gx ? calloc((size_t)(2 * n_threads * (p->length + 1)), sizeof(double)) : NULL;
-    if (!work || !threads || (need_gx && !sums)) {
+    if (!work || !threads) {
         free(work);
         free(threads);
-        free(sums);
-        return -1;
+        return MLF_OUT_OF_MEMORY;
     }
+    int64_t begin = 0;
     for (int64_t i = 0; i < n_threads; ++i) {
+        /* About an equal share of tiles, moved on to where no waveform row spans the
+         * split: the adjoint's waveform gradient then needs no shared writes. */
+        int64_t end = i + 1 == n_threads ? n_tiles : n_tiles * (i + 1) / n_threads;
+        if (end < begin)
+            end = begin;
+        if (adjoint)
+            while (end > begin && end < n_tiles && !may_split_before(p, end))
+                ++end;
         work[i].problem = p;
         work[i].adjoint = adjoint;
-        work[i].tile_begin = n_tiles * i / n_threads;
-        work[i].tile_end = n_tiles * (i + 1) / n_threads;
-        work[i].edges.first_offset = work[i].edges.last_offset = -1;
-        if (need_gx && work[i].tile_end > work[i].tile_begin) {
-            const int64_t first = work[i].tile_begin * LANES;
-            int64_t last = work[i].tile_end * LANES - 1;
-            if (last >= p->rows)
-                last = p->rows - 1;
-            work[i].edges.first_offset = sorted_gx_offset(p, first);
-            work[i].edges.last_offset = sorted_gx_offset(p, last);
-            work[i].edges.first_sum = sums + (2 * i) * (p->length + 1);
-            work[i].edges.last_sum = sums + (2 * i + 1) * (p->length + 1);
-        }
+        work[i].tile_begin = begin;
+        work[i].tile_end = end;
+        begin = end;
     }
     int64_t started = 0;
     for (int64_t i = 1; i < n_threads; ++i) {
@@ -631,24 +652,12 @@ static int run(const mlf_problem *p, int adjoint)
         run_work(&work[i]);
     for (int64_t i = 1; i <= started; ++i)
         pthread_join(threads[i], NULL);
-
-    if (need_gx) {
-        for (int64_t i = 0; i < n_threads; ++i) {
-            const gradient_edges *edges = &work[i].edges;
-            if (edges->first_offset < 0)
-                continue;
-            add_private_sum(p, edges->first_offset, edges->first_sum);
-            if (edges->last_offset != edges->first_offset)
-                add_private_sum(p, edges->last_offset, edges->last_sum);
-        }
-    }
     free(work);
     free(threads);
-    free(sums);
-    return 0;
+    return MLF_OK;
 }
 
-/* Public entry points (ctypes). Both return 0 on success, -1 when out of memory. */
+/* Public entry points (ctypes). Both return MLF_OK (0) or a failure code above. */
 int mlf_forward(const mlf_problem *problem) { return run(problem, 0); }
 
 int mlf_adjoint(const mlf_problem *problem) { return run(problem, 1); }
