@@ -8,9 +8,10 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from ._fir import filter_fir
 from ._op import filter_op
 from ._validation import check_filter_inputs, data_checks_allowed, normalize_coefficients
-from .backends.dispatch import backend_module, resolve_backend, scripted_filter
+from .backends.dispatch import backend_module, exact_for_non_finite, resolve_backend, scripted_filter
 
 
 def _needs_graph(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> bool:
@@ -82,13 +83,18 @@ def lfilter_bank_with_state(
     """
     check_filter_inputs(waveform, a_coeffs, b_coeffs, zi)
     a_normalised, b_normalised = normalize_coefficients(a_coeffs, b_coeffs, data_checks_allowed())
+    # One coefficient in a: no feedback, and scipy's convolution semantics (see _fir).
+    has_feedback = a_coeffs.shape[-1] > 1
 
     if torch.jit.is_scripting():
-        return scripted_filter(waveform, a_normalised, b_normalised, zi, backend)
+        return scripted_filter(waveform, a_normalised, b_normalised, zi, backend, has_feedback)
     batch_ndim = max(waveform.dim(), a_normalised.dim(), b_normalised.dim()) - 1
     if zi is not None:
         batch_ndim = max(batch_ndim, zi.dim() - 1)
     backend_name = resolve_backend(backend, waveform, a_normalised.shape[-1] - 1, batch_ndim)
+    if not has_feedback:
+        return filter_fir(waveform, b_normalised, zi)
+    backend_name = exact_for_non_finite(backend_name, waveform, a_normalised, b_normalised, zi)
     if torch.compiler.is_compiling() or _needs_graph(waveform, a_normalised, b_normalised, zi):
         return filter_op(waveform, a_normalised, b_normalised, zi, backend_name)
     # Nothing to differentiate: skip the op's dispatch (tens of microseconds, which a

@@ -1,5 +1,7 @@
 """lfilter_bank against scipy.signal.lfilter, channel by channel."""
+import numpy as np
 import pytest
+import scipy.signal
 import torch
 
 from multi_lfilter import lfilter_bank, lfilter_bank_with_state
@@ -132,3 +134,53 @@ def test_non_contiguous_inputs(rng, backend, device):
     waveform = waveform.cpu()
     y_ref, _ = scipy_lfilter_rows(waveform.unsqueeze(-2), a, b)
     torch.testing.assert_close(y, y_ref, rtol=0, atol=float64_tolerance(backend, y_ref))
+
+
+NON_FINITE_CASES = {
+    "nan-sample-iir": ([1.0, -1.6, 0.8], [0.2, 0.1, 0.05], 70, float("nan")),
+    "inf-sample-iir": ([1.0, -1.6, 0.8], [0.2, 0.1, 0.05], 70, float("inf")),
+    "nan-sample-fir": ([2.0], [0.2, 0.1, 0.05], 70, float("nan")),
+    "inf-sample-fir": ([1.0], [0.2, 0.1, 0.05], 5, float("-inf")),
+}
+
+
+@pytest.mark.parametrize("case", list(NON_FINITE_CASES))
+def test_non_finite_samples_spread_as_in_scipy(case, backend, device, rng):
+    """A nan or inf reaches exactly the outputs scipy's lfilter gives it: every later
+    one through a recurrence, the next K through a one-coefficient ``a`` (scipy then
+    convolves), none before it (the block algorithm hands such inputs to the loop)."""
+    a, b, where, value = NON_FINITE_CASES[case]
+    x = rng.normal(size=(2, 200))
+    x[:, where] = value
+    expected = scipy.signal.lfilter(b, a, x, axis=-1)
+    y = lfilter_bank(
+        *to_device(device, torch.from_numpy(x), torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)),
+        backend=backend,
+    ).cpu().numpy()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(y[finite], expected[finite], rtol=0, atol=1e-10)
+
+
+def test_a_nan_coefficient_spoils_only_its_filter_from_where_it_acts(backend, device):
+    a = torch.tensor([[1.0, -0.5, 0.2], [1.0, -0.5, float("nan")]], dtype=torch.float64, device=device)
+    b = torch.tensor([[0.5, 0.1, 0.0], [0.5, 0.1, 0.0]], dtype=torch.float64, device=device)
+    x = torch.ones(1, 1, 50, dtype=torch.float64, device=device)
+    y = lfilter_bank(x, a_coeffs=a, b_coeffs=b, backend=backend).cpu()
+    assert torch.isfinite(y[0, 0]).all()
+    # a2 first acts on y[2] (through y[0]): y[0] and y[1] stay finite, as in scipy.
+    expected = scipy.signal.lfilter(b[1].cpu().numpy(), a[1].cpu().numpy(), np.ones(50))
+    np.testing.assert_array_equal(np.isnan(y[0, 1].numpy()), np.isnan(expected))
+
+
+def test_fir_filters_match_scipy_with_state(rng, backend):
+    """A one-coefficient ``a`` goes through the convolution path: values, zi and zf."""
+    b = torch.from_numpy(rng.normal(size=(3, 4)))
+    a = torch.tensor([2.0], dtype=torch.float64)
+    waveform = torch.from_numpy(rng.normal(size=(2, 1, 50)))
+    zi = torch.from_numpy(rng.normal(size=(2, 3, 3)))
+    y, zf = lfilter_bank_with_state(waveform, a_coeffs=a, b_coeffs=b, zi=zi, backend=backend)
+    y_ref, zf_ref = scipy_lfilter_rows(waveform, a, b, zi)
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(zf, zf_ref, rtol=0, atol=1e-12)

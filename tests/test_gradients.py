@@ -104,3 +104,18 @@ def test_backward_through_an_empty_signal(create_graph, backend, device):
     torch.testing.assert_close(gradients[1], torch.zeros_like(a))
     torch.testing.assert_close(gradients[2], torch.zeros_like(b))
     torch.testing.assert_close(gradients[3], weights)
+
+
+def test_gradcheck_through_a_filter_without_feedback(rng, backend):
+    """A one-coefficient ``a`` takes the convolution path; its gradients come from
+    autograd through it, a0 included."""
+    waveform = torch.from_numpy(rng.normal(size=(2, 1, 7))).requires_grad_(True)
+    a = torch.tensor([[1.5], [0.7]], dtype=torch.float64, requires_grad=True)
+    b = torch.from_numpy(rng.normal(size=(2, 3))).requires_grad_(True)
+    zi = torch.from_numpy(rng.normal(size=(2, 2, 2))).requires_grad_(True)
+
+    def filter_all(waveform, a, b, zi):
+        return lfilter_bank_with_state(waveform, a_coeffs=a, b_coeffs=b, zi=zi, backend=backend)
+
+    assert gradcheck(filter_all, (waveform, a, b, zi))
+    assert gradgradcheck(filter_all, (waveform, a, b, zi))

@@ -3,6 +3,7 @@ GPU, else on CPU tensors in Triton's interpreter (``TRITON_INTERPRET=1``, set by
 conftest), which runs the same kernel code step by step."""
 import numpy as np
 import pytest
+import scipy.signal
 import torch
 from torch.autograd import gradcheck, gradgradcheck
 
@@ -98,6 +99,23 @@ def test_time_chunked_forward_matches_scipy(order, length, with_state, rng, time
     scale = max(y_ref.abs().max().item(), 1.0)
     torch.testing.assert_close(y.cpu(), y_ref, rtol=0, atol=1e-11 * scale)
     torch.testing.assert_close(zf.cpu(), zf_ref, rtol=0, atol=1e-11 * scale)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["one-pass", "time-chunked"])
+def test_a_nan_sample_spreads_as_in_scipy(chunked, rng, monkeypatch):
+    if chunked:
+        monkeypatch.setattr(triton_backend, "PARALLEL_CHAINS", 64)
+        monkeypatch.setattr(triton_backend, "MIN_CHUNK_LENGTH", 8)
+    a, b = [1.0, -1.6, 0.8], [0.2, 0.1, 0.05]
+    x = rng.normal(size=(2, 60))
+    x[:, 27] = np.nan
+    expected = scipy.signal.lfilter(b, a, x, axis=-1)
+    y = lfilter_bank(
+        *on_device(torch.from_numpy(x), torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)),
+        backend="triton",
+    ).cpu().numpy()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+    np.testing.assert_allclose(y[:, :27], expected[:, :27], rtol=0, atol=1e-12)
 
 
 def test_time_chunks_only_where_chains_are_few_and_signals_long():

@@ -26,6 +26,8 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .._fir import filter_fir
+from .._validation import data_checks_allowed
 from . import block, loop, native, triton_backend
 from .block import filter_block
 from .loop import filter_loop
@@ -170,6 +172,26 @@ def _warn_once_if_the_c_kernels_are_missing() -> None:
     )
 
 
+def all_finite(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> bool:
+    """Whether every input value is finite (one reduction each; reads the data)."""
+    finite = bool(torch.isfinite(waveform).all()) and bool(torch.isfinite(a_coeffs).all())
+    finite = finite and bool(torch.isfinite(b_coeffs).all())
+    return finite and (zi is None or bool(torch.isfinite(zi).all()))
+
+
+def exact_for_non_finite(name: str, waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> str:
+    """``name``, or the loop where the block algorithm would spread a non-finite value.
+
+    The block algorithm multiplies whole blocks by matrices, so a ``nan`` or ``inf``
+    sample (or coefficient) reaches outputs before it (``0 * nan``); the recurrences
+    (native, Triton, loop) give scipy's pattern exactly. The check reads the data, so
+    it is skipped inside ``torch.compile`` graphs and for meta tensors.
+    """
+    if name != "block" or waveform.device.type == "meta" or not data_checks_allowed():
+        return name
+    return name if all_finite(waveform, a_coeffs, b_coeffs, zi) else "loop"
+
+
 def backend_module(name: str) -> ModuleType:
     """The module implementing a concrete backend name."""
     return _BY_NAME[name].module
@@ -181,16 +203,22 @@ def scripted_filter(
     b_coeffs: Tensor,
     zi: Optional[Tensor],
     backend: str,
+    has_feedback: bool = True,
     block_min_length: int = SCRIPTED_BLOCK_MIN_LENGTH,
 ) -> Tuple[Tensor, Tensor]:
     """The TorchScript door: built-in ops only, so exported models need no package.
 
     Runs the scriptable backends (``SCRIPTABLE``); ``"auto"`` is the loop below
-    ``block_min_length`` samples and the block algorithm from there on. (The
-    constant comes in as a default argument: TorchScript cannot read globals.)
+    ``block_min_length`` samples and the block algorithm from there on. Filters
+    without feedback take the convolution path (``_fir``), as in eager. (The constant
+    comes in as a default argument: TorchScript cannot read globals.)
     """
+    if backend != "auto" and backend != "block" and backend != "loop":
+        raise ValueError(f"expected backend 'auto', 'block' or 'loop' under TorchScript, got {backend}")
+    if not has_feedback:
+        return filter_fir(waveform, b_coeffs, zi)
     if backend == "loop" or (backend == "auto" and waveform.shape[-1] < block_min_length):
         return filter_loop(waveform, a_coeffs, b_coeffs, zi)
-    if backend == "block" or backend == "auto":
-        return filter_block(waveform, a_coeffs, b_coeffs, zi)
-    raise ValueError(f"expected backend 'auto', 'block' or 'loop' under TorchScript, got {backend}")
+    if not all_finite(waveform, a_coeffs, b_coeffs, zi):  # see exact_for_non_finite
+        return filter_loop(waveform, a_coeffs, b_coeffs, zi)
+    return filter_block(waveform, a_coeffs, b_coeffs, zi)
