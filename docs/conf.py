@@ -10,7 +10,14 @@ project = "multi_lfilter"
 author = "multi_lfilter developers"
 copyright = "2026, multi_lfilter developers (BSD-3-Clause)"
 release = multi_lfilter.__version__
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax", "sphinx.ext.viewcode"]
+# MathJax is served with the docs (sphinx-mathjax-offline), so formulas render offline.
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "sphinx-mathjax-offline",
+]
 autodoc_typehints = "description"
 autodoc_member_order = "bysource"
 napoleon_google_docstring = True
