@@ -21,11 +21,12 @@ from ._block_layout import MatrixLayout
 from ._block_math import block_matrices, scan_histories
 
 BLOCK_LENGTH = 32
-# Chunks of blocks keep each float64 temporary under max(this, a quarter of the output)
-# (the adjoint holds three: its fwd+bwd peak then stays under 3x the output).
+# Chunks of blocks keep each float64 temporary under max(this, an eighth of the output):
+# the adjoint holds a few at once beside the output and its gradient, and its
+# fwd+bwd peak should stay under 3x the output.
 CHUNK_MIN_BYTES = 32 << 20
 # ... and there are at most this many of them, so the op count stays bounded.
-MAX_CHUNKS = 8
+MAX_CHUNKS = 16
 
 
 def chunk_starts(
@@ -38,13 +39,13 @@ def chunk_starts(
     """Block indices where chunks start, followed by ``n_blocks``.
 
     Chunks keep ``bytes_per_block`` times their length under
-    ``max(min_bytes, output_bytes / 4)`` where they can, there are at most
+    ``max(min_bytes, output_bytes / 8)`` where they can, there are at most
     ``max_chunks``, and every chunk holds at least two blocks (where there are two),
     so the first and the last hold the ``N <= L`` outputs the final state needs.
     """
     if n_blocks == 0:
         return [0]
-    budget = max(min_bytes, output_bytes // 4)
+    budget = max(min_bytes, output_bytes // 8)
     per_chunk = max(1, budget // max(bytes_per_block, 1))
     n_chunks = (n_blocks + per_chunk - 1) // per_chunk
     n_chunks = max(1, min(n_chunks, max_chunks, n_blocks // 2))

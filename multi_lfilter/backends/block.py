@@ -14,7 +14,7 @@ signals. Time is cut into blocks of ``L`` samples; in row-vector form, per filte
    product.
 
 The number of tensor ops grows with ``log2(T / L)``, not with ``T``. Where the
-float64 temporaries of all blocks at once would exceed a quarter of the output (and
+float64 temporaries of all blocks at once would exceed an eighth of the output (and
 ``CHUNK_MIN_BYTES``), steps 1 and 3 run over a few chunks of blocks, at most
 ``MAX_CHUNKS``. When the input is shared by the filters (a ``(B, 1, T)`` signal
 through ``(C, K)`` filters, the bank case) step 1 is one product with every filter's
