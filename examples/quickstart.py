@@ -17,8 +17,8 @@ from multi_lfilter.design import biquad_coeffs, center_frequencies
 def bandpass_bank(n_filters, sample_rate, f_min=50.0, f_max=7000.0, q=4.0):
     """``(a, b)`` of shape ``(n_filters, 3)``: 0 dB-peak band-pass biquads, log-spaced."""
     center = center_frequencies(n_filters, f_min, f_max, scale="log")
-    b, a = biquad_coeffs("bandpass_peak", sample_rate, center, q=q)
-    return a, b
+    bank = biquad_coeffs("bandpass_peak", sample_rate, center, q=q)
+    return bank.a, bank.b
 
 
 def python_loop_over_time(waveform, a, b):

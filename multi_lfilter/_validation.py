@@ -128,6 +128,14 @@ def check_filter_inputs(
     _check_kinds_and_sizes(named, a_coeffs, b_coeffs)
 
     order = max(a_coeffs.shape[-1], b_coeffs.shape[-1]) - 1
+    length = waveform.shape[-1]
+    if length > 0 and order > 1024 and order > 64 * length:
+        # What scipy's argument order, lfilter_bank(b, a, x), looks like here.
+        raise ValueError(
+            f"expected a filter order at most 64 times the signal's length (or at most 1024), got "
+            f"order {order} for a signal of {length} samples; the arguments are (waveform, a_coeffs, "
+            "b_coeffs), torchaudio's order, while scipy's lfilter(b, a, x) puts the signal last"
+        )
     if zi is not None and zi.shape[-1] != order:
         raise ValueError(
             f"expected zi of shape (..., {order}) for filters of order {order} "

@@ -92,12 +92,13 @@ def sosfilt_bank(
     return y
 
 
-def lfilter_zi_bank(a_coeffs: Tensor, b_coeffs: Tensor) -> Tensor:
+def lfilter_zi_bank(*, a_coeffs: Tensor, b_coeffs: Tensor) -> Tensor:
     """Steady-state initial state for a unit step, like :func:`scipy.signal.lfilter_zi`.
 
     Solves ``(I - A^T) zi = b[1:] - a[1:] b[0]`` with ``A`` the companion matrix of the
     normalised denominator; ``zi * x[0]`` starts a filter as if ``x[0]`` had always been
-    its input.
+    its input. The coefficients are keyword-only (see "Argument order" in the guide):
+    scipy's ``lfilter_zi(b, a)`` takes them the other way round.
 
     Args:
         a_coeffs: ``(..., Ka)``, ``a[..., 0] != 0``.
@@ -114,7 +115,7 @@ def lfilter_zi_bank(a_coeffs: Tensor, b_coeffs: Tensor) -> Tensor:
     Example:
         >>> import torch
         >>> from multi_lfilter import lfilter_zi_bank
-        >>> lfilter_zi_bank(torch.tensor([1.0, -0.5]), torch.tensor([0.5, 0.0]))
+        >>> lfilter_zi_bank(a_coeffs=torch.tensor([1.0, -0.5]), b_coeffs=torch.tensor([0.5, 0.0]))
         tensor([0.5000])
     """
     check_coefficients(a_coeffs, b_coeffs)
@@ -176,7 +177,7 @@ def filtfilt_bank(
             f"expected a waveform longer than the padding of {pad} samples (3 * max(Ka, Kb)), "
             f"got {waveform.shape[-1]} samples"
         )
-    steady = lfilter_zi_bank(a_coeffs, b_coeffs)
+    steady = lfilter_zi_bank(a_coeffs=a_coeffs, b_coeffs=b_coeffs)
     extended = _odd_extension(waveform, pad)
     forward, _ = lfilter_bank_with_state(
         extended, a_coeffs, b_coeffs, steady * extended[..., :1], backend

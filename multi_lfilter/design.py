@@ -5,7 +5,7 @@ tensor parameter, so filter banks can be learnt through their centre frequencies
 and gains. Shapes use ``C`` for filters and ``F`` for frequencies.
 """
 import math
-from typing import List, Optional, Tuple, Union
+from typing import List, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -23,6 +23,17 @@ BIQUAD_KINDS = tuple(_biquad_kinds())
 SCALES = ("linear", "log", "mel", "erb")
 
 
+class FilterCoefficients(NamedTuple):
+    """A numerator and denominator, read by name: ``coefficients.b``, ``coefficients.a``.
+
+    Unpacking gives ``(b, a)``, scipy's order for returned pairs; pass them on by
+    keyword (``a_coeffs=coefficients.a, b_coeffs=coefficients.b``).
+    """
+
+    b: Tensor
+    a: Tensor
+
+
 def _as_tensors(*values: Number):
     """Tensors of one floating dtype (the first tensor's, else the default dtype)."""
     dtype = next((v.dtype for v in values if isinstance(v, Tensor)), torch.get_default_dtype())
@@ -36,7 +47,7 @@ def biquad_coeffs(
     center_freq: Number,
     q: Number = 0.7071,
     gain_db: Number = 0.0,
-) -> Tuple[Tensor, Tensor]:
+) -> FilterCoefficients:
     r"""Biquad coefficients from the Audio EQ Cookbook (R. Bristow-Johnson).
 
     With :math:`\omega_0 = 2\pi f_0 / f_s`, :math:`\alpha = \sin\omega_0 / (2Q)` and
@@ -55,8 +66,9 @@ def biquad_coeffs(
             the others).
 
     Returns:
-        ``(b, a)``, each ``(..., 3)``: the broadcast of the parameters' shapes, not
-        normalised (``a[..., 0] != 1``; :func:`multi_lfilter.lfilter_bank` normalises).
+        :class:`FilterCoefficients` ``(b, a)``, each ``(..., 3)``: the broadcast of the
+        parameters' shapes, not normalised (``a[..., 0] != 1``;
+        :func:`multi_lfilter.lfilter_bank` normalises).
 
     Raises:
         ValueError: for an unknown ``kind`` (listing the kinds), a ``sample_rate`` that
@@ -67,8 +79,8 @@ def biquad_coeffs(
     Example:
         >>> import torch
         >>> from multi_lfilter.design import biquad_coeffs
-        >>> b, a = biquad_coeffs("bandpass_peak", 16000, torch.tensor([250.0, 1000.0, 4000.0]), q=2.0)
-        >>> b.shape, a.shape
+        >>> bank = biquad_coeffs("bandpass_peak", 16000, torch.tensor([250.0, 1000.0, 4000.0]), q=2.0)
+        >>> bank.b.shape, bank.a.shape
         (torch.Size([3, 3]), torch.Size([3, 3]))
     """
     if not sample_rate > 0:
@@ -87,7 +99,7 @@ def biquad_coeffs(
     return cookbook_biquad(kind, 2 * math.pi * center_freq / sample_rate, q, gain_db)  # checks kind
 
 
-def cookbook_biquad(kind: str, omega: Tensor, q: Tensor, gain_db: Tensor) -> Tuple[Tensor, Tensor]:
+def cookbook_biquad(kind: str, omega: Tensor, q: Tensor, gain_db: Tensor) -> FilterCoefficients:
     """:func:`biquad_coeffs` on tensors, with the frequency in radians per sample.
 
     The TorchScript-compatible core that the Modules call. It checks the kind only:
@@ -100,7 +112,7 @@ def cookbook_biquad(kind: str, omega: Tensor, q: Tensor, gain_db: Tensor) -> Tup
         gain_db: ``(...)`` gain in dB (used by ``"peaking"`` and the shelves).
 
     Returns:
-        ``(b, a)``, each ``(..., 3)``.
+        :class:`FilterCoefficients` ``(b, a)``, each ``(..., 3)``.
 
     Raises:
         ValueError: for a ``kind`` not in :data:`BIQUAD_KINDS`.
@@ -109,8 +121,8 @@ def cookbook_biquad(kind: str, omega: Tensor, q: Tensor, gain_db: Tensor) -> Tup
         >>> import math, torch
         >>> from multi_lfilter.design import cookbook_biquad
         >>> omega = torch.tensor([math.pi / 3, math.pi / 2])   # a sixth and a quarter of the sample rate
-        >>> b, a = cookbook_biquad("lowpass", omega, q=torch.tensor(0.5), gain_db=torch.tensor(0.0))
-        >>> b / a[:, :1]
+        >>> lowpass = cookbook_biquad("lowpass", omega, q=torch.tensor(0.5), gain_db=torch.tensor(0.0))
+        >>> lowpass.b / lowpass.a[:, :1]
         tensor([[0.1340, 0.2679, 0.1340],
                 [0.2500, 0.5000, 0.2500]])
     """
@@ -160,7 +172,7 @@ def cookbook_biquad(kind: str, omega: Tensor, q: Tensor, gain_db: Tensor) -> Tup
             ]
     # Some taps are constant along some dims (e.g. a notch's b0): broadcast them all.
     zero = torch.zeros_like(b[0] + b[1] + b[2] + a[0] + a[1] + a[2])
-    return torch.stack([tap + zero for tap in b], -1), torch.stack([tap + zero for tap in a], -1)
+    return FilterCoefficients(torch.stack([tap + zero for tap in b], -1), torch.stack([tap + zero for tap in a], -1))
 
 
 def center_frequencies(
@@ -219,7 +231,7 @@ def center_frequencies(
 
 
 def freqz_bank(
-    b_coeffs: Tensor, a_coeffs: Tensor, n_freqs: int = 512, sample_rate: Optional[float] = None
+    *, a_coeffs: Tensor, b_coeffs: Tensor, n_freqs: int = 512, sample_rate: Optional[float] = None
 ) -> Tuple[Tensor, Tensor]:
     r"""Frequency responses of a bank of filters, like :func:`scipy.signal.freqz` per filter.
 
@@ -228,9 +240,12 @@ def freqz_bank(
         H(e^{j\omega}) = \frac{\sum_k b_k e^{-j\omega k}}{\sum_k a_k e^{-j\omega k}},
         \qquad \omega = \pi n / F,\ n = 0, \dots, F - 1.
 
+    The coefficients are keyword-only (see "Argument order" in the guide): scipy's
+    ``freqz(b, a)`` and this library's ``(a, b)`` order are easy to swap.
+
     Args:
-        b_coeffs: ``(..., Kb)`` numerators.
-        a_coeffs: ``(..., Ka)`` denominators; leading dims broadcast with ``b``'s.
+        a_coeffs: ``(..., Ka)`` denominators.
+        b_coeffs: ``(..., Kb)`` numerators; leading dims broadcast with ``a``'s.
         n_freqs: ``F >= 0``, frequencies from 0 up to (not including) Nyquist
             (scipy's ``worN=F``).
         sample_rate: where given, ``freqs`` are in Hz; else in radians per sample.
@@ -241,13 +256,21 @@ def freqz_bank(
     Example:
         >>> import torch
         >>> from multi_lfilter import freqz_bank
-        >>> freqs, response = freqz_bank(torch.tensor([0.5, 0.5]), torch.tensor([1.0, 0.0]), n_freqs=4)
+        >>> freqs, response = freqz_bank(a_coeffs=torch.tensor([1.0, 0.0]), b_coeffs=torch.tensor([0.5, 0.5]), n_freqs=4)
         >>> response.abs()
         tensor([1.0000, 0.9239, 0.7071, 0.3827])
     """
     check_coefficients(a_coeffs, b_coeffs)
     if n_freqs < 0:
         raise ValueError(f"expected n_freqs >= 0, got {n_freqs}")
+    return frequency_responses(a_coeffs, b_coeffs, n_freqs, sample_rate)
+
+
+def frequency_responses(
+    a_coeffs: Tensor, b_coeffs: Tensor, n_freqs: int, sample_rate: Optional[float]
+) -> Tuple[Tensor, Tensor]:
+    """:func:`freqz_bank` without its checks, TorchScript-compatible (TorchScript takes
+    no keyword-only arguments with defaults): the core the Modules call."""
     real = torch.promote_types(b_coeffs.dtype, a_coeffs.dtype)
     omega = torch.arange(n_freqs, dtype=real, device=b_coeffs.device) * (math.pi / max(n_freqs, 1))
     response = _on_unit_circle(b_coeffs, omega) / _on_unit_circle(a_coeffs, omega)

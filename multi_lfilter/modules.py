@@ -23,7 +23,7 @@ from ._parametrize import (
 from ._validation import check_is_tensor, dtype_name
 from .backends.dispatch import BACKEND_CHOICES
 from .cascades import sosfilt_bank_with_state
-from .design import BIQUAD_KINDS, center_frequencies, cookbook_biquad, freqz_bank
+from .design import BIQUAD_KINDS, FilterCoefficients, center_frequencies, cookbook_biquad, frequency_responses
 from .functional import lfilter_bank_with_state
 
 GAIN_KINDS = ("peaking", "lowshelf", "highshelf")
@@ -294,8 +294,9 @@ class BiquadFilterBank(nn.Module):
         return bounded(raw_gain, -self.max_gain_db, self.max_gain_db)
 
     @torch.jit.export
-    def coefficients(self) -> Tuple[Tensor, Tensor]:
-        """The filters' ``(b, a)``, each ``(C, 3)`` (not normalised: ``a[:, 0] != 1``)."""
+    def coefficients(self) -> FilterCoefficients:
+        """The filters' :class:`~multi_lfilter.design.FilterCoefficients` ``(b, a)``,
+        each ``(C, 3)`` (not normalised: ``a[:, 0] != 1``)."""
         return cookbook_biquad(self.kind, self._omega(), self.q, self.gain_db)
 
     def forward(self, waveform: Tensor) -> Tensor:
@@ -315,7 +316,7 @@ class BiquadFilterBank(nn.Module):
         """``(freqs, response)``: ``(F,)`` in Hz and the complex ``(C, F)``
         (see :func:`multi_lfilter.freqz_bank`)."""
         b, a = self.coefficients()
-        return freqz_bank(b, a, n_freqs, self.sample_rate)
+        return frequency_responses(a, b, n_freqs, self.sample_rate)
 
     def extra_repr(self) -> str:
         backend = "" if self.backend == "auto" else f", backend={self.backend!r}"
@@ -425,7 +426,7 @@ class SOSFilterBank(nn.Module):
         """``(freqs, response)``: ``(F,)`` (in Hz where ``sample_rate`` is given, else
         radians per sample) and the complex ``(C, F)``, the product over sections."""
         sections = self.sos()
-        freqs, responses = freqz_bank(sections[..., :3], sections[..., 3:], n_freqs, sample_rate)
+        freqs, responses = frequency_responses(sections[..., 3:], sections[..., :3], n_freqs, sample_rate)
         return freqs, responses.prod(-2)
 
     def extra_repr(self) -> str:

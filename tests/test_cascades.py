@@ -72,7 +72,7 @@ def test_sos_shape_errors():
 @pytest.mark.parametrize("order", [1, 2, 4])
 def test_lfilter_zi_matches_scipy(order, rng):
     a, b = random_filter_bank(order, n_filters=3, rng=rng, max_radius=0.95)
-    zi = lfilter_zi_bank(a, b[:, : order])  # unequal lengths
+    zi = lfilter_zi_bank(a_coeffs=a, b_coeffs=b[:, : order])  # unequal lengths
     for row in range(3):
         np.testing.assert_allclose(zi[row].numpy(), scipy.signal.lfilter_zi(b[row, :order].numpy(), a[row].numpy()), rtol=1e-10, atol=1e-10)
 
@@ -109,4 +109,4 @@ def test_cascades_script_and_match_eager(rng):
     waveform = torch.from_numpy(rng.normal(size=(3, 1, 200)))
     torch.testing.assert_close(torch.jit.script(sosfilt_bank)(waveform, sos), sosfilt_bank(waveform, sos))
     torch.testing.assert_close(torch.jit.script(filtfilt_bank)(waveform, a, b), filtfilt_bank(waveform, a, b))
-    torch.testing.assert_close(torch.jit.script(lfilter_zi_bank)(a, b), lfilter_zi_bank(a, b))
+    torch.testing.assert_close(torch.jit.script(lfilter_zi_bank)(a_coeffs=a, b_coeffs=b), lfilter_zi_bank(a_coeffs=a, b_coeffs=b))

@@ -53,7 +53,7 @@ def test_shelves_match_the_cookbook_by_hand():
 @pytest.mark.parametrize("kind, dc_db, nyquist_db", [("lowshelf", 6.0, 0.0), ("highshelf", 0.0, 6.0), ("peaking", 0.0, 0.0)])
 def test_shelf_and_peak_gains_at_the_band_edges(kind, dc_db, nyquist_db):
     b, a = biquad_coeffs(kind, SAMPLE_RATE, torch.tensor(1000.0, dtype=torch.float64), 0.7071, 6.0)
-    _, response = freqz_bank(b, a, n_freqs=4096)
+    _, response = freqz_bank(a_coeffs=a, b_coeffs=b, n_freqs=4096)
     gains_db = 20 * torch.log10(response.abs())
     assert gains_db[0].item() == pytest.approx(dc_db, abs=1e-9)
     assert gains_db[-1].item() == pytest.approx(nyquist_db, abs=0.01)
@@ -77,7 +77,7 @@ def test_unknown_kind_lists_the_kinds():
 def test_freqz_bank_matches_scipy(with_rate, rng):
     a, b = random_filter_bank(4, n_filters=3, rng=rng)
     b = b[:, :3]  # unequal lengths
-    freqs, response = freqz_bank(b, a, n_freqs=300, sample_rate=SAMPLE_RATE if with_rate else None)
+    freqs, response = freqz_bank(a_coeffs=a, b_coeffs=b, n_freqs=300, sample_rate=SAMPLE_RATE if with_rate else None)
     assert response.shape == (3, 300) and response.dtype == torch.complex128
     for c in range(3):
         kwargs = {"fs": SAMPLE_RATE} if with_rate else {}

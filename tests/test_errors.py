@@ -136,11 +136,16 @@ TABLE = [
     ("sosfilt_bank(x, torch.zeros(2, 5))", lambda: sosfilt_bank(X, torch.zeros(2, 5))),
     ("filtfilt_bank(x, torch.tensor(1.0), b)", lambda: filtfilt_bank(X, torch.tensor(1.0), B1)),
     ("filtfilt_bank(torch.randn(5), a, b)", lambda: filtfilt_bank(torch.randn(5), A1, B1)),
-    ("lfilter_zi_bank([1.0, -0.5], b)", lambda: lfilter_zi_bank([1.0, -0.5], B1)),
-    ("lfilter_zi_bank(torch.tensor([0.0, 1.0]), b)", lambda: lfilter_zi_bank(torch.tensor([0.0, 1.0]), B1)),
-    ("lfilter_zi_bank(torch.zeros(0), b)", lambda: lfilter_zi_bank(torch.zeros(0), B1)),
-    ("freqz_bank(b, a, -1)", lambda: freqz_bank(B1, A1, -1)),
-    ("freqz_bank([0.5], a)", lambda: freqz_bank([0.5], A1)),
+    ("lfilter_zi_bank(a_coeffs=[1.0, -0.5], b_coeffs=b)", lambda: lfilter_zi_bank(a_coeffs=[1.0, -0.5], b_coeffs=B1)),
+    ("lfilter_zi_bank(a_coeffs=torch.tensor([0.0, 1.0]), b_coeffs=b)",
+     lambda: lfilter_zi_bank(a_coeffs=torch.tensor([0.0, 1.0]), b_coeffs=B1)),
+    ("lfilter_zi_bank(a_coeffs=torch.zeros(0), b_coeffs=b)", lambda: lfilter_zi_bank(a_coeffs=torch.zeros(0), b_coeffs=B1)),
+    ("lfilter_zi_bank(b, a)", lambda: lfilter_zi_bank(B1, A1)),
+    ("freqz_bank(a_coeffs=a, b_coeffs=b, n_freqs=-1)", lambda: freqz_bank(a_coeffs=A1, b_coeffs=B1, n_freqs=-1)),
+    ("freqz_bank(a_coeffs=a, b_coeffs=[0.5])", lambda: freqz_bank(a_coeffs=A1, b_coeffs=[0.5])),
+    ("freqz_bank(b, a)", lambda: freqz_bank(B1, A1)),
+    ("lfilter_bank(b, a, torch.randn(16000))  # scipy's order",
+     lambda: lfilter_bank(B1, A1, torch.randn(16000))),
     ("design.biquad_coeffs('bandstop', 16000, 1000.0)", lambda: design.biquad_coeffs("bandstop", 16000, 1000.0)),
     ("design.biquad_coeffs('lowpass', 0, 1000.0)", lambda: design.biquad_coeffs("lowpass", 0, 1000.0)),
     ("design.biquad_coeffs('lowpass', 16000, torch.tensor([100.0, 9000.0]))",
@@ -179,7 +184,7 @@ def test_the_docs_error_table_is_current():
 
 def test_empty_requests_give_empty_results():
     """Zero frequencies or filters is an empty answer, as in scipy, not an error."""
-    freqs, response = freqz_bank(B1, A1, 0)
+    freqs, response = freqz_bank(a_coeffs=A1, b_coeffs=B1, n_freqs=0)
     assert freqs.shape == (0,) and response.shape == (0,)
     assert design.center_frequencies(0, 50.0, 8000.0).shape == (0,)
 

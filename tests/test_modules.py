@@ -77,7 +77,7 @@ def test_biquad_bank_designs_cookbook_filters(kind):
     torch.testing.assert_close(a.detach(), a_expected, rtol=0, atol=1e-12)
 
     freqs, response = module.frequency_response(256)
-    expected_response = freqz_bank(b_expected, a_expected, 256)[1]
+    expected_response = freqz_bank(a_coeffs=a_expected, b_coeffs=b_expected, n_freqs=256)[1]
     torch.testing.assert_close(freqs, torch.arange(256, dtype=torch.float64) * 22050 / 512)
     torch.testing.assert_close(response.detach(), expected_response, rtol=0, atol=1e-10)
 
