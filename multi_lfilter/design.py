@@ -28,6 +28,16 @@ class FilterCoefficients(NamedTuple):
 
     Unpacking gives ``(b, a)``, scipy's order for returned pairs; pass them on by
     keyword (``a_coeffs=coefficients.a, b_coeffs=coefficients.b``).
+
+    Example:
+        >>> import torch
+        >>> from multi_lfilter import lfilter_bank
+        >>> from multi_lfilter.design import biquad_coeffs
+        >>> lowpass = biquad_coeffs("lowpass", 16000, torch.tensor([500.0, 2000.0]))
+        >>> lowpass.a.shape, lowpass.b.shape
+        (torch.Size([2, 3]), torch.Size([2, 3]))
+        >>> lfilter_bank(torch.randn(4, 1, 100), a_coeffs=lowpass.a, b_coeffs=lowpass.b).shape
+        torch.Size([4, 2, 100])
     """
 
     b: Tensor
@@ -269,8 +279,17 @@ def freqz_bank(
 def frequency_responses(
     a_coeffs: Tensor, b_coeffs: Tensor, n_freqs: int, sample_rate: Optional[float]
 ) -> Tuple[Tensor, Tensor]:
-    """:func:`freqz_bank` without its checks, TorchScript-compatible (TorchScript takes
-    no keyword-only arguments with defaults): the core the Modules call."""
+    """:func:`freqz_bank` without its checks, positional and TorchScript-compatible
+    (TorchScript takes no keyword-only arguments with defaults): the core the Modules
+    call. Shapes as for :func:`freqz_bank`.
+
+    Example:
+        >>> import torch
+        >>> from multi_lfilter.design import frequency_responses
+        >>> freqs, response = frequency_responses(torch.tensor([1.0, -0.5]), torch.tensor([0.5, 0.0]), 3, None)
+        >>> response.abs()
+        tensor([1.0000, 0.5774, 0.3780])
+    """
     real = torch.promote_types(b_coeffs.dtype, a_coeffs.dtype)
     omega = torch.arange(n_freqs, dtype=real, device=b_coeffs.device) * (math.pi / max(n_freqs, 1))
     response = _on_unit_circle(b_coeffs, omega) / _on_unit_circle(a_coeffs, omega)
