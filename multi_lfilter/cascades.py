@@ -13,6 +13,7 @@ from ._validation import (
     check_filter_inputs,
     check_is_tensor,
     data_checks_allowed,
+    dtype_name,
     normalize_coefficients,
 )
 from .functional import lfilter_bank_with_state
@@ -23,6 +24,8 @@ def _check_sos(waveform: Tensor, sos: Tensor, zi: Optional[Tensor]) -> None:
         check_is_tensor("waveform", waveform)
         check_is_tensor("sos", sos)
         check_is_tensor("zi", zi, optional=True)
+    if sos.dtype != torch.float32 and sos.dtype != torch.float64:
+        raise TypeError(f"expected sos to be float32 or float64, got {dtype_name(sos.dtype)}")
     if sos.dim() < 2 or sos.shape[-1] != 6 or sos.shape[-2] == 0:
         raise ValueError(f"expected sos of shape (..., S, 6) with S >= 1 sections, got {list(sos.shape)}")
 

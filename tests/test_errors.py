@@ -133,6 +133,7 @@ TABLE = [
     ("lfilter(x, [1.0], [1.0])", lambda: lfilter(X, [1.0], [1.0])),
     ("sosfilt_bank(x, [[1, 0, 0, 1, 0, 0]])", lambda: sosfilt_bank(X, [[1.0, 0, 0, 1, 0, 0]])),
     ("sosfilt_bank(x, torch.zeros(0, 6))", lambda: sosfilt_bank(X, torch.zeros(0, 6))),
+    ("sosfilt_bank(x, torch.ones(2, 6, dtype=torch.int64))", lambda: sosfilt_bank(X, torch.ones(2, 6, dtype=torch.int64))),
     ("sosfilt_bank(x, torch.zeros(2, 5))", lambda: sosfilt_bank(X, torch.zeros(2, 5))),
     ("filtfilt_bank(x, torch.tensor(1.0), b)", lambda: filtfilt_bank(X, torch.tensor(1.0), B1)),
     ("filtfilt_bank(torch.randn(5), a, b)", lambda: filtfilt_bank(torch.randn(5), A1, B1)),
