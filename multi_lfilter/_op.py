@@ -21,15 +21,20 @@ from torch import Tensor
 
 from ._adjoint import filter_adjoint
 from ._shapes import filter_batch_shape
-from .backends.dispatch import backend_module
+from .backends.dispatch import backend_for_call, backend_module
 
 
 @torch.library.custom_op("multi_lfilter::filter", mutates_args=())
 def filter_op(
     waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], backend: str
 ) -> Tuple[Tensor, Tensor]:
-    """``(y, zf)`` of ``(..., T)`` through normalised ``(..., K)`` filters; see module doc."""
-    return backend_module(backend).forward(waveform, a_coeffs, b_coeffs, zi)
+    """``(y, zf)`` of ``(..., T)`` through normalised ``(..., K)`` filters; see module doc.
+
+    ``backend`` is the name asked for (``"auto"`` by default), resolved here, when the
+    op runs, from the tensors it receives.
+    """
+    name = backend_for_call(backend, waveform, a_coeffs, b_coeffs, zi)
+    return backend_module(name).forward(waveform, a_coeffs, b_coeffs, zi)
 
 
 @filter_op.register_fake
@@ -58,7 +63,8 @@ def filter_adjoint_op(
     Returns the gradients of ``(waveform, a, b, zi)``; one not asked for (or ``zi``
     where ``zi_shape`` is empty: there was none) comes back as an empty tensor.
     """
-    gradients = backend_module(backend).adjoint(
+    name = backend_for_call(backend, waveform, a_coeffs, b_coeffs, None)
+    gradients = backend_module(name).adjoint(
         grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape or None, tuple(needs_input_grad)
     )
     return tuple(g if g is not None else waveform.new_empty(0) for g in gradients)

@@ -158,10 +158,11 @@ def check_filter_inputs(
 
 def data_checks_allowed() -> bool:
     """Whether checks that read the data (like a zero ``a0``) may run: everywhere but
-    inside a ``torch.compile`` graph, which they would break."""
+    inside a ``torch.compile`` graph, which they would break, and a ``torch.jit.trace``,
+    which would record their outcome as a constant."""
     if torch.jit.is_scripting():
         return True
-    return not torch.compiler.is_compiling()
+    return not (torch.compiler.is_compiling() or torch.jit.is_tracing())
 
 
 def normalize_coefficients(

@@ -11,7 +11,7 @@ from torch import Tensor
 from ._fir import filter_fir
 from ._op import filter_op
 from ._validation import check_filter_inputs, data_checks_allowed, normalize_coefficients
-from .backends.dispatch import backend_module, exact_for_non_finite, resolve_backend, scripted_filter
+from .backends.dispatch import backend_for_call, backend_module, scripted_filter
 
 
 def _needs_graph(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> bool:
@@ -88,15 +88,19 @@ def lfilter_bank_with_state(
 
     if torch.jit.is_scripting():
         return scripted_filter(waveform, a_normalised, b_normalised, zi, backend, has_feedback)
-    batch_ndim = max(waveform.dim(), a_normalised.dim(), b_normalised.dim()) - 1
-    if zi is not None:
-        batch_ndim = max(batch_ndim, zi.dim() - 1)
-    backend_name = resolve_backend(backend, waveform, a_normalised.shape[-1] - 1, batch_ndim)
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        # A graph keeps the op with the backend as asked for ("auto" by default): the op
+        # resolves it from the tensors it receives when it runs, so a saved program
+        # works where another backend is the right one. Unknown names fail now.
+        backend_for_call(backend, waveform, a_normalised, b_normalised, zi, read_data=False)
+        if not has_feedback:
+            return filter_fir(waveform, b_normalised, zi)
+        return filter_op(waveform, a_normalised, b_normalised, zi, backend)
+    backend_name = backend_for_call(backend, waveform, a_normalised, b_normalised, zi)
     if not has_feedback:
         return filter_fir(waveform, b_normalised, zi)
-    backend_name = exact_for_non_finite(backend_name, waveform, a_normalised, b_normalised, zi)
-    if torch.compiler.is_compiling() or _needs_graph(waveform, a_normalised, b_normalised, zi):
-        return filter_op(waveform, a_normalised, b_normalised, zi, backend_name)
+    if _needs_graph(waveform, a_normalised, b_normalised, zi):
+        return filter_op(waveform, a_normalised, b_normalised, zi, backend)
     # Nothing to differentiate: skip the op's dispatch (tens of microseconds, which a
     # streaming call of a few hundred samples would notice).
     return backend_module(backend_name).forward(waveform, a_normalised, b_normalised, zi)

@@ -195,6 +195,30 @@ def exact_for_non_finite(name: str, waveform: Tensor, a_coeffs: Tensor, b_coeffs
     return name if all_finite(waveform, a_coeffs, b_coeffs, zi) else "loop"
 
 
+def backend_for_call(
+    name: str,
+    waveform: Tensor,
+    a_coeffs: Tensor,
+    b_coeffs: Tensor,
+    zi: Optional[Tensor],
+    read_data: bool = True,
+) -> str:
+    """The concrete backend that runs one call with normalised coefficients:
+    ``resolve_backend``, then (where ``read_data``) ``exact_for_non_finite``.
+
+    Called where the call runs: by the functional layer without a graph, and inside
+    the op (``_op``) with one, so a graph that keeps the op carries the name asked for
+    and resolves it from the tensors it receives.
+    """
+    batch_ndim = max(waveform.dim(), a_coeffs.dim(), b_coeffs.dim()) - 1
+    if zi is not None:
+        batch_ndim = max(batch_ndim, zi.dim() - 1)
+    concrete = resolve_backend(name, waveform, a_coeffs.shape[-1] - 1, batch_ndim)
+    if not read_data:
+        return concrete
+    return exact_for_non_finite(concrete, waveform, a_coeffs, b_coeffs, zi)
+
+
 def backend_module(name: str) -> ModuleType:
     """The module implementing a concrete backend name."""
     return _BY_NAME[name].module
