@@ -5,10 +5,8 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 import torch
 
-import multi_lfilter
 from multi_lfilter import lfilter_bank
 
 A = torch.tensor([[1.0, -1.6, 0.8], [1.0, -0.5, 0.1]])

@@ -11,8 +11,8 @@ TorchScript-compatible. Row-vector form throughout (a signal is a row), per filt
 - ``P`` (``(N, N)``): the history after a block from the history before it,
   ``H[k + 1] = H[k] P + u[k]`` with ``u[k]`` the last outputs of block ``k`` from rest.
 
-Each is built in a number of ops that grows with ``log2(L)`` (the responses) or
-``log2(T / L)`` (the scan), never with ``T``.
+The matrices take a fixed number of ops (one triangular solve gives all three
+responses) and the scan ``ceil(log2(T / L))`` steps: none grows with ``T``.
 """
 from typing import Tuple
 

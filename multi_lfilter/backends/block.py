@@ -25,7 +25,8 @@ reduces every gradient chunk by chunk, in float64, as batched products: the grad
 of ``v`` (``g_v`` in ``_adjoint``) is never stored whole.
 
 Arithmetic is float64 whatever the input dtype: powers of ``P`` for poles near the
-unit circle lose accuracy in float32 (measured 1e-3 relative for 50 Hz band-passes).
+unit circle lose accuracy in float32 (a float32 prototype of this scan missed
+band-passes down to 50 Hz by 2e-4 to 1e-3 of the output).
 """
 from typing import List, Optional, Tuple
 
