@@ -44,11 +44,16 @@ class FilterCoefficients(NamedTuple):
     a: Tensor
 
 
-def _as_tensors(*values: Number):
-    """Tensors of one floating dtype (the first tensor's, else the default dtype)."""
-    dtype = next((v.dtype for v in values if isinstance(v, Tensor)), torch.get_default_dtype())
-    device = next((v.device for v in values if isinstance(v, Tensor)), None)
-    return [torch.as_tensor(v, dtype=dtype, device=device) for v in values]
+def _as_tensors(**named: Number):
+    """Tensors of one floating dtype: the first floating tensor's, else the default
+    dtype (integers are converted). Complex values are a ``TypeError`` naming them."""
+    for name, value in named.items():
+        if (isinstance(value, Tensor) and value.is_complex()) or isinstance(value, complex):
+            raise TypeError(f"expected {name} to be real, got a complex value")
+    floating = [v for v in named.values() if isinstance(v, Tensor) and v.is_floating_point()]
+    dtype = floating[0].dtype if floating else torch.get_default_dtype()
+    device = next((v.device for v in named.values() if isinstance(v, Tensor)), None)
+    return [torch.as_tensor(v, dtype=dtype, device=device) for v in named.values()]
 
 
 def biquad_coeffs(
@@ -95,7 +100,7 @@ def biquad_coeffs(
     """
     if not sample_rate > 0:
         raise ValueError(f"expected a positive sample_rate, got {sample_rate}")
-    center_freq, q, gain_db = _as_tensors(center_freq, q, gain_db)
+    center_freq, q, gain_db = _as_tensors(center_freq=center_freq, q=q, gain_db=gain_db)
     if data_checks_allowed():
         nyquist = sample_rate / 2
         outside = (center_freq <= 0) | (center_freq >= nyquist) | center_freq.isnan()

@@ -152,6 +152,8 @@ TABLE = [
     ("design.biquad_coeffs('lowpass', 16000, torch.tensor([100.0, 9000.0]))",
      lambda: design.biquad_coeffs("lowpass", 16000, torch.tensor([100.0, 9000.0]))),
     ("design.biquad_coeffs('lowpass', 16000, 1000.0, q=0.0)", lambda: design.biquad_coeffs("lowpass", 16000, 1000.0, q=0.0)),
+    ("design.biquad_coeffs('lowpass', 16000, torch.tensor([1000j]))",
+     lambda: design.biquad_coeffs("lowpass", 16000, torch.tensor([1000j]))),
     ("design.center_frequencies(-1, 50.0, 8000.0)", lambda: design.center_frequencies(-1, 50.0, 8000.0)),
     ("design.center_frequencies(4, 0.0, 8000.0, scale='log')", lambda: design.center_frequencies(4, 0.0, 8000.0, scale="log")),
 ]
@@ -181,6 +183,14 @@ def test_the_docs_error_table_is_current():
     docs = (Path(__file__).resolve().parent.parent / "docs" / "errors.rst").read_text()
     table = render_error_table()
     assert table in docs, "docs/errors.rst is out of date; its table should read:\n\n" + table
+
+
+def test_integer_frequencies_are_converted_not_truncating_the_q():
+    """An integer centre frequency used to set the dtype for q too (0.7071 became 0)."""
+    from_int = design.biquad_coeffs("lowpass", 16000, torch.tensor([1000]), q=0.7071)
+    from_float = design.biquad_coeffs("lowpass", 16000, torch.tensor([1000.0]), q=0.7071)
+    torch.testing.assert_close(from_int.a, from_float.a)
+    torch.testing.assert_close(from_int.b, from_float.b)
 
 
 def test_empty_requests_give_empty_results():
