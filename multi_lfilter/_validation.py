@@ -63,7 +63,8 @@ def check_is_tensor(name: str, value, optional: bool = False) -> None:
         raise TypeError(f"expected {name} to be {wanted}, got {type(value).__name__}")
 
 
-def _check_are_tensors(waveform, a_coeffs, b_coeffs, zi) -> None:
+def check_filter_inputs_are_tensors(waveform, a_coeffs, b_coeffs, zi) -> None:
+    """Eager-only: ``TypeError`` for any input that is not a tensor."""
     for name, value in (("waveform", waveform), ("a_coeffs", a_coeffs), ("b_coeffs", b_coeffs)):
         check_is_tensor(name, value)
     check_is_tensor("zi", zi, optional=True)
@@ -123,7 +124,7 @@ def check_filter_inputs(
 ) -> None:
     """Raise ``TypeError``/``ValueError`` for anything ``lfilter_bank`` cannot filter."""
     if not torch.jit.is_scripting():
-        _check_are_tensors(waveform, a_coeffs, b_coeffs, zi)
+        check_filter_inputs_are_tensors(waveform, a_coeffs, b_coeffs, zi)
     named = _named_inputs(waveform, a_coeffs, b_coeffs, zi)
     _check_kinds_and_sizes(named, a_coeffs, b_coeffs)
 
@@ -154,6 +155,33 @@ def check_filter_inputs(
                 "waveform.unsqueeze(-2) has shape (..., 1, T)"
             )
         raise ValueError(message)
+
+
+def is_half(dtype: torch.dtype) -> bool:
+    """float16 or bfloat16: accepted, filtered in a wider type (see ``widen_half``)."""
+    return dtype == torch.float16 or dtype == torch.bfloat16
+
+
+def widen_half(
+    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]
+) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
+    """The inputs with every half-precision tensor widened, where the waveform is half.
+
+    The compute type is float64 where the coefficients are (the policy of every
+    backend), else float32: a half waveform with float32 coefficients is what a model
+    under ``torch.autocast`` hands a float32 filter bank. The caller casts the results
+    back to the waveform's dtype.
+    """
+    wide = torch.float64 if a_coeffs.dtype == torch.float64 or b_coeffs.dtype == torch.float64 else torch.float32
+    if is_half(waveform.dtype):
+        waveform = waveform.to(wide)
+    if is_half(a_coeffs.dtype):
+        a_coeffs = a_coeffs.to(wide)
+    if is_half(b_coeffs.dtype):
+        b_coeffs = b_coeffs.to(wide)
+    if zi is not None and is_half(zi.dtype):
+        zi = zi.to(wide)
+    return waveform, a_coeffs, b_coeffs, zi
 
 
 def data_checks_allowed() -> bool:

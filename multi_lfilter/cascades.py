@@ -14,6 +14,7 @@ from ._validation import (
     check_is_tensor,
     data_checks_allowed,
     dtype_name,
+    is_half,
     normalize_coefficients,
 )
 from .functional import lfilter_bank_with_state
@@ -24,7 +25,7 @@ def _check_sos(waveform: Tensor, sos: Tensor, zi: Optional[Tensor]) -> None:
         check_is_tensor("waveform", waveform)
         check_is_tensor("sos", sos)
         check_is_tensor("zi", zi, optional=True)
-    if sos.dtype != torch.float32 and sos.dtype != torch.float64:
+    if sos.dtype != torch.float32 and sos.dtype != torch.float64 and not is_half(sos.dtype):
         raise TypeError(f"expected sos to be float32 or float64, got {dtype_name(sos.dtype)}")
     if sos.dim() < 2 or sos.shape[-1] != 6 or sos.shape[-2] == 0:
         raise ValueError(f"expected sos of shape (..., S, 6) with S >= 1 sections, got {list(sos.shape)}")
@@ -61,6 +62,16 @@ def sosfilt_bank_with_state(
         (torch.Size([4, 100]), torch.Size([4, 2, 2]))
     """
     _check_sos(waveform, sos, zi)
+    if is_half(waveform.dtype):  # every section in a wider type, rounded once at the end
+        wide_sos = sos.float() if is_half(sos.dtype) else sos
+        wide_zi = zi.to(wide_sos.dtype) if zi is not None and is_half(zi.dtype) else zi
+        y, states = _cascade(waveform.to(wide_sos.dtype), wide_sos, wide_zi, backend)
+        return y.to(waveform.dtype), states.to(waveform.dtype)
+    return _cascade(waveform, sos, zi, backend)
+
+
+def _cascade(waveform: Tensor, sos: Tensor, zi: Optional[Tensor], backend: str) -> Tuple[Tensor, Tensor]:
+    """:func:`sosfilt_bank_with_state` on checked inputs: section after section."""
     n_sections = sos.shape[-2]
     if zi is not None and (zi.dim() < 2 or zi.shape[-2] != n_sections or zi.shape[-1] != 2):
         raise ValueError(

@@ -10,7 +10,14 @@ from torch import Tensor
 
 from ._fir import filter_fir
 from ._op import filter_op
-from ._validation import check_filter_inputs, data_checks_allowed, normalize_coefficients
+from ._validation import (
+    check_filter_inputs,
+    check_filter_inputs_are_tensors,
+    data_checks_allowed,
+    is_half,
+    normalize_coefficients,
+    widen_half,
+)
 from .backends.dispatch import backend_for_call, backend_module, scripted_filter
 
 
@@ -49,7 +56,9 @@ def lfilter_bank_with_state(
     through an analytic adjoint; double backward works.
 
     Args:
-        waveform: ``(..., T)``, float32 or float64.
+        waveform: ``(..., T)``, float32 or float64; float16 and bfloat16 too (filtered
+            in float32, or float64 with float64 coefficients, and returned in their own
+            dtype; the coefficients may then be float32, as under ``torch.autocast``).
         a_coeffs: ``(..., Ka)`` denominator ``[a0, a1, ...]``; no ``a0`` may be zero.
         b_coeffs: ``(..., Kb)`` numerator ``[b0, b1, ...]``.
         zi: ``(..., N)`` initial state with ``N = max(Ka, Kb) - 1``; ``None`` is zeros.
@@ -81,6 +90,19 @@ def lfilter_bank_with_state(
         >>> zf.shape
         torch.Size([2, 1])
     """
+    if not torch.jit.is_scripting():
+        check_filter_inputs_are_tensors(waveform, a_coeffs, b_coeffs, zi)
+    if is_half(waveform.dtype):  # filtered in a wider type, returned as it came
+        wide = widen_half(waveform, a_coeffs, b_coeffs, zi)
+        y, zf = _filter_with_state(wide[0], wide[1], wide[2], wide[3], backend)
+        return y.to(waveform.dtype), zf.to(waveform.dtype)
+    return _filter_with_state(waveform, a_coeffs, b_coeffs, zi, backend)
+
+
+def _filter_with_state(
+    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], backend: str
+) -> Tuple[Tensor, Tensor]:
+    """:func:`lfilter_bank_with_state` for float32 and float64 inputs."""
     check_filter_inputs(waveform, a_coeffs, b_coeffs, zi)
     a_normalised, b_normalised = normalize_coefficients(a_coeffs, b_coeffs, data_checks_allowed())
     # One coefficient in a: no feedback, and scipy's convolution semantics (see _fir).

@@ -20,7 +20,7 @@ from ._parametrize import (
     stable_denominator,
     stable_denominator_inverse,
 )
-from ._validation import check_is_tensor, dtype_name
+from ._validation import check_is_tensor, dtype_name, is_half
 from .backends.dispatch import BACKEND_CHOICES
 from .cascades import sosfilt_bank_with_state
 from .design import BIQUAD_KINDS, FilterCoefficients, center_frequencies, cookbook_biquad, frequency_responses
@@ -29,15 +29,22 @@ from .functional import lfilter_bank_with_state
 GAIN_KINDS = ("peaking", "lowshelf", "highshelf")
 
 
+def _wide(values: Tensor) -> Tensor:
+    """Half-precision parameters (a ``.half()`` or ``.bfloat16()`` bank) in float32, so
+    the coefficients, their stability margins included, are computed in float32."""
+    return values.float() if is_half(values.dtype) else values
+
+
 def _bank_input(waveform: Tensor, bank_dtype: torch.dtype) -> Tensor:
     """``(..., T)`` to ``(..., 1, T)``, so it broadcasts against ``C`` filters.
 
     Checks the dtype here, where the message can name the Module rather than the
-    coefficients it computes (which the user never passed).
+    coefficients it computes (which the user never passed). A half-precision waveform
+    goes with any bank (it is filtered in the bank's wider type, as under autocast).
     """
     if waveform.dim() == 0:
         raise ValueError("expected waveform of shape (..., T), got a 0-dim tensor")
-    if waveform.dtype != bank_dtype:
+    if waveform.dtype != bank_dtype and not is_half(waveform.dtype):
         raise TypeError(
             f"expected a waveform of the bank's dtype {dtype_name(bank_dtype)}, got {dtype_name(waveform.dtype)}; "
             "convert the bank (bank.double(), bank.float()) or the waveform (waveform.to(dtype))"
@@ -132,7 +139,7 @@ class LFilterBank(nn.Module):
         """Filter ``(..., T)`` from state ``zi`` (``(..., C, N)``, ``None`` is zeros);
         returns ``(y, zf)``, ``(..., C, T)`` and ``(..., C, N)``."""
         return lfilter_bank_with_state(
-            _bank_input(waveform, self.a_coeffs.dtype), self.a_coeffs, self.b_coeffs, zi, self.backend
+            _bank_input(waveform, _wide(self.a_coeffs).dtype), _wide(self.a_coeffs), _wide(self.b_coeffs), zi, self.backend
         )
 
     def extra_repr(self) -> str:
@@ -273,7 +280,7 @@ class BiquadFilterBank(nn.Module):
     def _omega(self) -> Tensor:
         """``(C,)`` centre frequencies in radians per sample."""
         margin = self.frequency_margin
-        return math.pi * bounded(self.raw_center_freq, margin, 1 - margin)
+        return math.pi * bounded(_wide(self.raw_center_freq), margin, 1 - margin)
 
     @property
     def center_freq(self) -> Tensor:
@@ -283,15 +290,15 @@ class BiquadFilterBank(nn.Module):
     @property
     def q(self) -> Tensor:
         """``(C,)`` quality factors."""
-        return log_bounded(self.raw_q, self.q_min, self.q_max)
+        return log_bounded(_wide(self.raw_q), self.q_min, self.q_max)
 
     @property
     def gain_db(self) -> Tensor:
         """``(C,)`` gains in dB (zeros for the kinds without a gain)."""
         raw_gain = self.raw_gain_db
         if raw_gain is None:
-            return torch.zeros_like(self.raw_q)
-        return bounded(raw_gain, -self.max_gain_db, self.max_gain_db)
+            return torch.zeros_like(_wide(self.raw_q))
+        return bounded(_wide(raw_gain), -self.max_gain_db, self.max_gain_db)
 
     @torch.jit.export
     def coefficients(self) -> FilterCoefficients:
@@ -405,9 +412,9 @@ class SOSFilterBank(nn.Module):
     @torch.jit.export
     def sos(self) -> Tensor:
         """The current sections, ``(C, S, 6)`` with ``a0 = 1``."""
-        denominators = stable_denominator(self.raw_denominators, self.stability_margin)
+        denominators = stable_denominator(_wide(self.raw_denominators), self.stability_margin)
         ones = torch.ones_like(denominators[..., :1])
-        return torch.cat([self.numerators, ones, denominators], -1)
+        return torch.cat([_wide(self.numerators), ones, denominators], -1)
 
     def forward(self, waveform: Tensor) -> Tensor:
         """Filter ``(..., T)`` from rest through every filter: ``(..., C, T)``."""

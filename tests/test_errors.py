@@ -30,7 +30,7 @@ def test_non_tensor_input_is_a_type_error():
         lfilter_bank(X, a_coeffs=A, b_coeffs=B, zi=0.0)
 
 
-@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.complex64, torch.float16, torch.bool], ids=str)
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.complex64, torch.bool], ids=str)
 def test_unsupported_dtype_is_a_type_error(dtype):
     with pytest.raises(TypeError, match=rf"expected waveform to be float32 or float64, got {dtype}"):
         lfilter_bank(X.to(dtype), a_coeffs=A, b_coeffs=B)
@@ -211,8 +211,8 @@ def test_scripted_errors_name_dtypes_not_enum_numbers():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         scripted = torch.jit.script(lfilter_bank)
-    with pytest.raises(torch.jit.Error, match=r"expected waveform to be float32 or float64, got torch.float16"):
-        scripted(X.half(), A, B)
+    with pytest.raises(torch.jit.Error, match=r"expected waveform to be float32 or float64, got torch.int64"):
+        scripted(X.long(), A, B)
     with pytest.raises(torch.jit.Error, match=r"got waveform torch.float32, a_coeffs torch.float64"):
         scripted(X, A.double(), B)
 
