@@ -16,6 +16,7 @@ from ._validation import (
     dtype_name,
     is_half,
     normalize_coefficients,
+    widen_half,
 )
 from .functional import lfilter_bank_with_state
 
@@ -63,9 +64,8 @@ def sosfilt_bank_with_state(
     """
     _check_sos(waveform, sos, zi)
     if is_half(waveform.dtype):  # every section in a wider type, rounded once at the end
-        wide_sos = sos.float() if is_half(sos.dtype) else sos
-        wide_zi = zi.to(wide_sos.dtype) if zi is not None and is_half(zi.dtype) else zi
-        y, states = _cascade(waveform.to(wide_sos.dtype), wide_sos, wide_zi, backend)
+        wide_waveform, wide_sos, _, wide_zi = widen_half(waveform, sos, sos, zi)
+        y, states = _cascade(wide_waveform, wide_sos, wide_zi, backend)
         return y.to(waveform.dtype), states.to(waveform.dtype)
     return _cascade(waveform, sos, zi, backend)
 

@@ -110,21 +110,19 @@ def _filter_with_state(
 
     if torch.jit.is_scripting():
         return scripted_filter(waveform, a_normalised, b_normalised, zi, backend, has_feedback)
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
-        # A graph keeps the op with the backend as asked for ("auto" by default): the op
-        # resolves it from the tensors it receives when it runs, so a saved program
+    if not has_feedback:
+        backend_for_call(backend, waveform, a_normalised, b_normalised, zi, read_data=False)  # name check
+        return filter_fir(waveform, b_normalised, zi)
+    graph = torch.compiler.is_compiling() or torch.jit.is_tracing()
+    if graph or _needs_graph(waveform, a_normalised, b_normalised, zi):
+        # The op keeps the backend as asked for ("auto" by default) and resolves it from
+        # the tensors it receives when it runs, so a traced, compiled or saved graph
         # works where another backend is the right one. Unknown names fail now.
         backend_for_call(backend, waveform, a_normalised, b_normalised, zi, read_data=False)
-        if not has_feedback:
-            return filter_fir(waveform, b_normalised, zi)
-        return filter_op(waveform, a_normalised, b_normalised, zi, backend)
-    backend_name = backend_for_call(backend, waveform, a_normalised, b_normalised, zi)
-    if not has_feedback:
-        return filter_fir(waveform, b_normalised, zi)
-    if _needs_graph(waveform, a_normalised, b_normalised, zi):
         return filter_op(waveform, a_normalised, b_normalised, zi, backend)
     # Nothing to differentiate: skip the op's dispatch (tens of microseconds, which a
     # streaming call of a few hundred samples would notice).
+    backend_name = backend_for_call(backend, waveform, a_normalised, b_normalised, zi)
     return backend_module(backend_name).forward(waveform, a_normalised, b_normalised, zi)
 
 

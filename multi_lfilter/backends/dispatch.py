@@ -98,7 +98,6 @@ _BY_NAME = {backend.name: backend for backend in REGISTRY}
 AUTO_ORDER = ("native", "block")
 # What the ``backend=`` keyword accepts (availability is checked per call).
 BACKEND_CHOICES = ("auto",) + tuple(_BY_NAME)
-SCRIPTABLE = tuple(backend.name for backend in REGISTRY if backend.scriptable)
 # Under TorchScript "auto" takes the block algorithm from this many samples on, the
 # loop below. The block algorithm has a fixed cost (its per-call matrices); measured
 # on 2 CPU cores with 128 biquads, scripted, one signal: loop 1.35 ms vs block
@@ -235,8 +234,9 @@ def scripted_filter(
 ) -> Tuple[Tensor, Tensor]:
     """The TorchScript door: built-in ops only, so exported models need no package.
 
-    Runs the scriptable backends (``SCRIPTABLE``); ``"auto"`` is the loop below
-    ``block_min_length`` samples and the block algorithm from there on. Filters
+    Runs the scriptable backends (block and loop); ``"auto"`` is the loop below
+    ``block_min_length`` samples and the block algorithm from there on, and
+    non-finite inputs go to the loop (see ``exact_for_non_finite``). Filters
     without feedback take the convolution path (``_fir``), as in eager. (The constant
     comes in as a default argument: TorchScript cannot read globals.)
     """
@@ -244,8 +244,7 @@ def scripted_filter(
         raise ValueError(f"expected backend 'auto', 'block' or 'loop' under TorchScript, got {backend}")
     if not has_feedback:
         return filter_fir(waveform, b_coeffs, zi)
-    if backend == "loop" or (backend == "auto" and waveform.shape[-1] < block_min_length):
-        return filter_loop(waveform, a_coeffs, b_coeffs, zi)
-    if not all_finite(waveform, a_coeffs, b_coeffs, zi):  # see exact_for_non_finite
+    short = backend == "auto" and waveform.shape[-1] < block_min_length
+    if backend == "loop" or short or not all_finite(waveform, a_coeffs, b_coeffs, zi):
         return filter_loop(waveform, a_coeffs, b_coeffs, zi)
     return filter_block(waveform, a_coeffs, b_coeffs, zi)

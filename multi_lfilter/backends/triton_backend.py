@@ -92,6 +92,23 @@ def time_chunks(n_chains: int, length: int, order: int) -> int:
     return max(1, min(wanted, length // MIN_CHUNK_LENGTH))
 
 
+def _chunking(n_chains: int, length: int, order: int):
+    """``(n_chunks, chunk_length)``: ``time_chunks`` chunks of equal length (the last,
+    or the first where chunks are aligned to the end, may be shorter)."""
+    if n_chains == 0 or length == 0:
+        return 1, length
+    n_chunks = time_chunks(n_chains, length, order)
+    chunk_length = (length + n_chunks - 1) // n_chunks
+    return (length + chunk_length - 1) // chunk_length, chunk_length
+
+
+def _unit_states(n_chains: int, order: int, device):
+    """``ORDER`` unit states per chain, ``(n_chains ORDER, ORDER)`` float64, and their
+    row offsets: the starts from which a kernel computes the one-chunk transition."""
+    units = torch.eye(order, dtype=torch.float64, device=device).repeat(n_chains, 1)
+    return units, torch.arange(n_chains * order, device=device) * order
+
+
 def forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]):
     """The backend contract's forward kernel; coefficients are float64 and normalised."""
     batch = filter_batch_shape(waveform, a_coeffs, b_coeffs, zi)
@@ -111,7 +128,7 @@ def forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[T
     a_offsets = _chain_offsets(a_coeffs, batch).to(device)
     b_offsets = _chain_offsets(b_coeffs, batch).to(device)
     shapes = dict(ORDER=order, ORDER_PAD=_padded(order), BLOCK_CHAINS=BLOCK_CHAINS, TIME_TILE=TIME_TILE)
-    n_chunks = time_chunks(n_chains, length, order)
+    n_chunks, chunk_length = _chunking(n_chains, length, order)
     if n_chunks == 1:
         zi_double = zi.double() if zi is not None else None
         kernel[_grid(n_chains)](
@@ -126,13 +143,10 @@ def forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[T
         )
         return y, zf
 
-    chunk_length = (length + n_chunks - 1) // n_chunks
-    n_chunks = (length + chunk_length - 1) // chunk_length
     float64 = dict(dtype=torch.float64, device=device)
     # The exact one-chunk transition: ORDER extra chains per chain, each from a unit
     # state with no input, for one chunk.
-    units = torch.eye(order, **float64).repeat(n_chains, 1)  # (n_chains ORDER, ORDER)
-    unit_rows = torch.arange(n_chains * order, device=device) * order
+    units, unit_rows = _unit_states(n_chains, order, device)
     transition = torch.empty(n_chains * order, order, **float64)
     kernel[_grid(n_chains * order)](
         units, unit_rows, 0,
@@ -201,9 +215,7 @@ def adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_in
     float64 = dict(dtype=torch.float64, device=device)
     grad_waveform_chains = torch.zeros(batch + [length], dtype=waveform.dtype, device=device) if need_waveform else None
     grad_zf_double = grad_zf.double() if grad_zf is not None else None
-    n_chunks = time_chunks(n_chains, length, order) if n_chains > 0 and length > 0 else 1
-    chunk_length = (length + n_chunks - 1) // n_chunks
-    n_chunks = max(1, (length + chunk_length - 1) // chunk_length) if length else 1
+    n_chunks, chunk_length = _chunking(n_chains, length, order)
     rows = n_chunks * n_chains
     grad_a_rows = torch.zeros(rows, order + 1, **float64)
     grad_b_rows = torch.zeros(rows, order + 1, **float64)
@@ -227,8 +239,7 @@ def adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_in
             entering_step = _time_step(grad_zf_double)
         else:
             # The exact one-chunk transition of the history, from unit histories.
-            units = torch.eye(order, **float64).repeat(n_chains, 1)
-            unit_rows = torch.arange(n_chains * order, device=device) * order
+            units, unit_rows = _unit_states(n_chains, order, device)
             transition = torch.empty(n_chains * order, order, **float64)
             kernel[_grid(n_chains * order)](
                 units, unit_rows, 0, units, unit_rows, 0, units,
