@@ -54,7 +54,6 @@ def filter_adjoint(
     y: Tensor,
     zi_shape: Optional[List[int]],
     needs_input_grad: Tuple[bool, bool, bool, bool],
-    reversed_filter_fn: Optional[FilterFn] = None,
 ) -> Tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
     """Gradients of ``(waveform, a_coeffs, b_coeffs, zi)``, each summed to its input's shape.
 
@@ -66,8 +65,6 @@ def filter_adjoint(
         y: the forward output ``(*batch, T)``.
         zi_shape: the shape of the forward ``zi``, ``None`` where it was not given.
         needs_input_grad: which of the four gradients to compute.
-        reversed_filter_fn: where given, ``flip(filter_fn(flip(x), ...))`` in one call
-            that flips no whole signal (saves two output-sized copies).
     """
     order = a_coeffs.shape[-1] - 1
     length = y.shape[-1]
@@ -80,12 +77,9 @@ def filter_adjoint(
     impulse = torch.zeros(order + 1, dtype=a_coeffs.dtype, device=y.device)
     impulse[0] = 1
     state = reverse_state(grad_zf, a_coeffs)
-    if reversed_filter_fn is not None:
-        grad_v, _ = reversed_filter_fn(grad_y, a_coeffs, impulse, state)
-    else:
-        grad_v_reversed, _ = filter_fn(grad_y.flip(-1), a_coeffs, impulse, state)
-        grad_v = grad_v_reversed.flip(-1)
-        del grad_v_reversed  # frees it now: the adjoint's peak memory is a few outputs
+    grad_v_reversed, _ = filter_fn(grad_y.flip(-1), a_coeffs, impulse, state)
+    grad_v = grad_v_reversed.flip(-1)
+    del grad_v_reversed  # frees it now: the adjoint's peak memory is a few outputs
     # The gradient of v is (*batch, T) here, continued beyond the end by the gradient of
     # the final state (``tail``). The two are kept apart: joining them would copy an
     # output-sized tensor once more.
