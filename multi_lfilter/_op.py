@@ -92,14 +92,17 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, grad_y, grad_zf):
     waveform, a_coeffs, b_coeffs, y = ctx.saved_tensors
     needs_input_grad = tuple(ctx.needs_input_grad[:4])
-    building_graph = torch.is_grad_enabled() and any(
+    building_graph = transforms_active() or (torch.is_grad_enabled() and any(
         tensor is not None and tensor.requires_grad
         for tensor in (grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y)
-    )
+    ))
     if building_graph:
+        tracing = torch.compiler.is_compiling() or torch.jit.is_tracing()
 
         def differentiable_filter(waveform, a_coeffs, b_coeffs, zi):
-            return filter_op(waveform, a_coeffs, b_coeffs, zi, ctx.backend)
+            if tracing:
+                return filter_op(waveform, a_coeffs, b_coeffs, zi, ctx.backend)
+            return FilterFunction.apply(waveform, a_coeffs, b_coeffs, zi, ctx.backend)
 
         gradients = filter_adjoint(
             differentiable_filter, grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y,
@@ -117,3 +120,86 @@ def _backward(ctx, grad_y, grad_zf):
 
 
 filter_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+@torch.jit.unused
+def transforms_active() -> bool:
+    """Whether a ``torch.func`` transform (``vmap``, ``grad``, ``jvp``...) or a
+    ``torch.autograd.forward_ad`` dual level is active: such calls need
+    ``FilterFunction``, which the op's own autograd registration cannot stand in for."""
+    return torch._C._are_functorch_transforms_active() or torch.autograd.forward_ad._current_level >= 0
+
+
+def _tangent(ctx, t_waveform, t_a, t_b, t_zi, t_backend):
+    """The forward-mode derivative, by linearity: with ``F(x, a, b, zi)`` the filter,
+
+    ``dF = F(dx, a, b, dzi) + F(x, a, db, 0) + F(y, a, -da, 0)``
+
+    (``y`` is linear in ``(x, zi)`` and in ``b``; ``A y = B x`` gives ``A dy = -dA y``
+    for the part from ``a``; the final state's tail sums follow the same algebra).
+    Each term is a filter call, so the tangent is differentiable again.
+    """
+    waveform, a_coeffs, b_coeffs, y = ctx.saved_tensors
+    terms = []
+    if t_waveform is not None or t_zi is not None:
+        inputs = t_waveform if t_waveform is not None else torch.zeros_like(waveform)
+        terms.append(FilterFunction.apply(inputs, a_coeffs, b_coeffs, t_zi, ctx.backend))
+    if t_b is not None:
+        terms.append(FilterFunction.apply(waveform, a_coeffs, t_b, None, ctx.backend))
+    if t_a is not None:
+        terms.append(FilterFunction.apply(y, a_coeffs, -t_a, None, ctx.backend))
+    zf_shape = list(y.shape[:-1]) + [a_coeffs.shape[-1] - 1]
+    t_y = y.new_zeros(y.shape)
+    t_zf = y.new_zeros(zf_shape)
+    for term_y, term_zf in terms:
+        t_y = t_y + term_y
+        t_zf = t_zf + term_zf
+    return t_y, t_zf
+
+
+def _batch_rule(info, in_dims, waveform, a_coeffs, b_coeffs, zi, backend):
+    """``vmap``: the mapped dim becomes one more leading dim, which broadcasts already.
+
+    Each input gets its mapped dim first (size 1 where it is not mapped), then ones up
+    to the most leading dims any input has, so the broadcast lines up.
+    """
+    inputs = [waveform, a_coeffs, b_coeffs, zi]
+    leading = max(
+        tensor.dim() - 1 - (dim is not None) for tensor, dim in zip(inputs, in_dims) if tensor is not None
+    )
+    moved = []
+    for tensor, dim in zip(inputs, in_dims):
+        if tensor is None:
+            moved.append(None)
+            continue
+        tensor = tensor.unsqueeze(0) if dim is None else tensor.movedim(dim, 0)
+        missing = leading - (tensor.dim() - 2)
+        moved.append(tensor.reshape([tensor.shape[0]] + [1] * missing + list(tensor.shape[1:])))
+    return FilterFunction.apply(*moved, backend), (0, 0)
+
+
+class FilterFunction(torch.autograd.Function):
+    """The op as an ``autograd.Function``, for ``torch.func`` and forward-mode AD.
+
+    ``filter_op.register_autograd`` serves eager autograd, ``torch.compile`` and
+    ``torch.jit.trace``, but PyTorch cannot run such an op under ``torch.func.grad``
+    or ``jacrev``, and it has no forward-mode formula. This class shares the op's
+    ``setup_context`` and ``backward`` and adds a ``jvp`` (``_tangent``) and a ``vmap``
+    rule (``_batch_rule``); its forward is the op, so every backend runs under every
+    transform. The functional layer takes it where a transform or a dual level is
+    active, and for eager autograd.
+    """
+
+    @staticmethod
+    def forward(waveform, a_coeffs, b_coeffs, zi, backend):
+        return filter_op(waveform, a_coeffs, b_coeffs, zi, backend)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _setup_context(ctx, inputs, output)
+        waveform, a_coeffs, b_coeffs, _, _ = inputs
+        ctx.save_for_forward(waveform, a_coeffs, b_coeffs, output[0])
+
+    backward = staticmethod(_backward)
+    jvp = staticmethod(_tangent)
+    vmap = staticmethod(_batch_rule)

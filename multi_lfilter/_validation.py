@@ -186,11 +186,17 @@ def widen_half(
 
 def data_checks_allowed() -> bool:
     """Whether checks that read the data (like a zero ``a0``) may run: everywhere but
-    inside a ``torch.compile`` graph, which they would break, and a ``torch.jit.trace``,
-    which would record their outcome as a constant."""
+    inside a ``torch.compile`` graph, which they would break, a ``torch.jit.trace``,
+    which would record their outcome as a constant, and under ``torch.func``
+    transforms (``vmap`` cannot branch on values)."""
     if torch.jit.is_scripting():
         return True
-    return not (torch.compiler.is_compiling() or torch.jit.is_tracing())
+    return not (torch.compiler.is_compiling() or torch.jit.is_tracing() or _functorch_active())
+
+
+@torch.jit.unused
+def _functorch_active() -> bool:
+    return torch._C._are_functorch_transforms_active()
 
 
 def normalize_coefficients(

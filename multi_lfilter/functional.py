@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ._fir import filter_fir
-from ._op import filter_op
+from ._op import FilterFunction, filter_op, transforms_active
 from ._validation import (
     check_filter_inputs,
     check_filter_inputs_are_tensors,
@@ -18,7 +18,7 @@ from ._validation import (
     normalize_coefficients,
     widen_half,
 )
-from .backends.dispatch import backend_for_call, backend_module, scripted_filter
+from .backends.dispatch import backend_for_call, backend_module, exported_filter, scripted_filter
 
 
 def _needs_graph(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> bool:
@@ -110,16 +110,20 @@ def _filter_with_state(
 
     if torch.jit.is_scripting():
         return scripted_filter(waveform, a_normalised, b_normalised, zi, backend, has_feedback)
+    if torch.compiler.is_exporting():
+        return exported_filter(waveform, a_normalised, b_normalised, zi, backend)
     if not has_feedback:
         backend_for_call(backend, waveform, a_normalised, b_normalised, zi, read_data=False)  # name check
         return filter_fir(waveform, b_normalised, zi)
-    graph = torch.compiler.is_compiling() or torch.jit.is_tracing()
-    if graph or _needs_graph(waveform, a_normalised, b_normalised, zi):
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
         # The op keeps the backend as asked for ("auto" by default) and resolves it from
-        # the tensors it receives when it runs, so a traced, compiled or saved graph
-        # works where another backend is the right one. Unknown names fail now.
+        # the tensors it receives when it runs, so a traced or compiled graph works
+        # where another backend is the right one. Unknown names fail now.
         backend_for_call(backend, waveform, a_normalised, b_normalised, zi, read_data=False)
         return filter_op(waveform, a_normalised, b_normalised, zi, backend)
+    if transforms_active() or _needs_graph(waveform, a_normalised, b_normalised, zi):
+        backend_for_call(backend, waveform, a_normalised, b_normalised, zi, read_data=False)
+        return FilterFunction.apply(waveform, a_normalised, b_normalised, zi, backend)
     # Nothing to differentiate: skip the op's dispatch (tens of microseconds, which a
     # streaming call of a few hundred samples would notice).
     backend_name = backend_for_call(backend, waveform, a_normalised, b_normalised, zi)

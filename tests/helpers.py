@@ -20,6 +20,10 @@ else:
     TORCHAUDIO_ERROR = ""
 
 ORDERS = list(range(1, 9))
+# Backends that multiply whole blocks by matrices: they round a little differently from
+# the recurrence, and a non-finite input spreads through its block (the block backend
+# hands such inputs to the loop; an exported graph has no loop to hand them to).
+MATRIX_BACKENDS = ("block", "export")
 
 
 def random_stable_filter(order, rng, max_radius=0.999):

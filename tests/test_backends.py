@@ -19,14 +19,14 @@ needs_native = pytest.mark.skipif(not native.available(), reason="the C kernels 
 
 def test_available_backends_lists_the_pure_tensor_ones():
     backends = available_backends()
-    assert backends[-2:] == ["block", "loop"]
+    assert backends[-3:] == ["block", "loop", "export"]
     assert ("native" in backends) == native.available()
     assert ("triton" in backends) == triton_backend.available()
 
 
 def test_every_registered_backend_declares_what_it_supports():
     names = [backend.name for backend in REGISTRY]
-    assert names == ["native", "triton", "block", "loop"]
+    assert names == ["native", "triton", "block", "loop", "export"]
     by_name = {backend.name: backend for backend in REGISTRY}
     assert [name for name in names if by_name[name].scriptable] == ["block", "loop"]
     assert by_name["native"].devices == ("cpu",)
@@ -134,7 +134,7 @@ def test_without_the_extension_everything_falls_back(tmp_path):
         import numpy as np, scipy.signal, torch
         import multi_lfilter
         backends = multi_lfilter.available_backends()
-        assert "native" not in backends and backends[-2:] == ["block", "loop"], backends
+        assert "native" not in backends and backends[-3:] == ["block", "loop", "export"], backends
         try:
             multi_lfilter.lfilter_bank(torch.zeros(3), torch.ones(1), torch.ones(1), backend="native")
         except ValueError as error:

@@ -26,7 +26,7 @@ def test_learning_example_lowers_the_loss_twentyfold():
     assert after.mean() < before.mean() / 5
 
 
-@pytest.mark.parametrize("name", ["streaming", "export_torchscript", "quickstart"])
+@pytest.mark.parametrize("name", ["streaming", "export_torchscript", "export", "quickstart"])
 def test_example_runs_in_short_mode(name, capsys):
     load_example(name).main(["--short"])
     assert capsys.readouterr().out

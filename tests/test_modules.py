@@ -285,7 +285,7 @@ def test_single_filter_bank_uses_f_min():
         (lambda: BiquadFilterBank(4, 16000, q=torch.ones(3)), ValueError, r"expected q to be a number or of shape \(4,\), got \[3\]"),
         (lambda: BiquadFilterBank(4, 16000, kind="peaking", gain_db=45.0), ValueError, r"expected -30 < gain_db < 30, got \[45.0\]"),
         (lambda: BiquadFilterBank(4, 16000, gain_db=6.0), ValueError, r"expected gain_db = 0 for kind 'bandpass': only \['peaking', 'lowshelf', 'highshelf'\] have a gain"),
-        (lambda: BiquadFilterBank(4, 16000, backend="cuda"), ValueError, r"expected backend to be one of \['auto', 'native', 'triton', 'block', 'loop'\], got 'cuda'"),
+        (lambda: BiquadFilterBank(4, 16000, backend="cuda"), ValueError, r"expected backend to be one of \['auto', 'native', 'triton', 'block', 'loop', 'export'\], got 'cuda'"),
         (lambda: LFilterBank(torch.ones(3), torch.ones(1, 3)), ValueError, r"expected a_coeffs of shape \(C, Ka\), got \[3\]"),
         (lambda: LFilterBank([[1.0]], torch.ones(1, 3)), TypeError, "expected a_coeffs to be a torch.Tensor, got list"),
         (lambda: LFilterBank(torch.ones(2, 3, dtype=torch.int64), torch.ones(2, 3)), TypeError, "expected a_coeffs to be float32 or float64, got torch.int64"),

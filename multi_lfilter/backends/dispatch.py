@@ -28,7 +28,7 @@ from torch import Tensor
 
 from .._fir import filter_fir
 from .._validation import data_checks_allowed
-from . import block, loop, native, triton_backend
+from . import block, export_graph, loop, native, triton_backend
 from .block import filter_block
 from .loop import filter_loop
 
@@ -93,6 +93,7 @@ REGISTRY = (
             extra_support=lambda waveform: waveform.device.type == "cuda" or triton_backend.interpreting()),
     Backend("block", block, _always, scriptable=True),
     Backend("loop", loop, _always, scriptable=True),
+    Backend("export", export_graph, _always),
 )
 _BY_NAME = {backend.name: backend for backend in REGISTRY}
 AUTO_ORDER = ("native", "block")
@@ -248,3 +249,19 @@ def scripted_filter(
     if backend == "loop" or short or not all_finite(waveform, a_coeffs, b_coeffs, zi):
         return filter_loop(waveform, a_coeffs, b_coeffs, zi)
     return filter_block(waveform, a_coeffs, b_coeffs, zi)
+
+
+def exported_filter(
+    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], backend: str
+) -> Tuple[Tensor, Tensor]:
+    """The ``torch.export`` door: the export backend, whatever backend was asked for.
+
+    An exported program (and the ONNX model or AOTInductor package made from it) then
+    holds standard ops only, the same ones at every length and batch size, and runs
+    where this package is not installed. The name asked for is still checked (an
+    unknown one fails at export, as it would in eager). Filters without feedback take
+    the same graph (``a`` padded with zeros), not the convolution of ``_fir``, whose
+    slicing depends on ``T``.
+    """
+    backend_for_call(backend, waveform, a_coeffs, b_coeffs, zi, read_data=False)
+    return export_graph.forward(waveform, a_coeffs, b_coeffs, zi)
