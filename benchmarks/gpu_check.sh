@@ -17,7 +17,7 @@ python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', tr
 # The C kernels are CPU-only; built in place so the CPU cases beside the CUDA ones run too.
 python3 setup.py build_ext --inplace > "$out/build.log" 2>&1 || echo "C kernels not built (CPU only)"
 
-timeout 300 python3 -m pytest -q -p no:cacheprovider tests -k "cuda or triton" 2>&1 | tee "$out/tests.txt" | tail -n 15
+timeout 300 python3 -m pytest -q -p no:cacheprovider tests -k "cuda or triton or autocast" 2>&1 | tee "$out/tests.txt" | tail -n 15
 python3 benchmarks/bench_lfilter.py --device cuda --workloads bank streaming large --dtypes float32 \
     --repeats 10 --skip "python loop" "multi_lfilter loop" 2>&1 | tee "$out/bench.txt"
 python3 benchmarks/precision.py --device cuda 2>&1 | tee "$out/precision.txt"

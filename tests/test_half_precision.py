@@ -4,7 +4,7 @@ import torch
 
 from multi_lfilter import BiquadFilterBank, LFilterBank, SOSFilterBank, lfilter_bank, lfilter_bank_with_state, sosfilt_bank
 
-from helpers import random_filter_bank
+from helpers import DEVICES, random_filter_bank
 
 HALF = [torch.float16, torch.bfloat16]
 
@@ -61,23 +61,26 @@ def test_sos_cascades_round_once_not_per_section(rng):
     torch.testing.assert_close(y, sosfilt_bank(waveform.float(), sos).half(), rtol=0, atol=0)
 
 
-def test_a_float32_bank_trains_under_cpu_autocast(rng):
-    """conv (bfloat16 under autocast) -> float32 BiquadFilterBank -> loss: trains."""
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_float32_bank_trains_under_autocast(device, rng):
+    """conv (bfloat16 on CPU, float16 on CUDA, under autocast) -> float32
+    BiquadFilterBank -> loss: trains."""
+    half = torch.bfloat16 if device == "cpu" else torch.float16
     torch.manual_seed(0)
-    conv = torch.nn.Conv1d(1, 1, 5, padding=2)
-    bank = BiquadFilterBank(4, 16000, f_min=100.0, f_max=4000.0)
-    target = BiquadFilterBank(4, 16000, f_min=150.0, f_max=3000.0, learnable=False)
+    conv = torch.nn.Conv1d(1, 1, 5, padding=2).to(device)
+    bank = BiquadFilterBank(4, 16000, f_min=100.0, f_max=4000.0).to(device)
+    target = BiquadFilterBank(4, 16000, f_min=150.0, f_max=3000.0, learnable=False).to(device)
     optimizer = torch.optim.Adam(list(conv.parameters()) + list(bank.parameters()), lr=0.05)
-    waveform = torch.from_numpy(rng.normal(size=(4, 1, 400))).float()
+    waveform = torch.from_numpy(rng.normal(size=(4, 1, 400))).float().to(device)
     wanted = target(waveform[:, 0]).detach()
     losses = []
     for _ in range(30):
         optimizer.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(device, dtype=half):
             features = conv(waveform)
-            assert features.dtype == torch.bfloat16
+            assert features.dtype == half
             y = bank(features[:, 0])
-            assert y.dtype == torch.bfloat16
+            assert y.dtype == half
         loss = (y.float() - wanted).square().mean()
         loss.backward()
         optimizer.step()

@@ -21,7 +21,7 @@ The scan of step 2 has a fixed depth whatever ``T``: blocks form groups of
 ``GROUP_BLOCKS``; a doubling scan inside every group (its spans are constants), then
 one across the groups with ``GROUP_LEVELS`` doubling steps whose shifts are
 ``torch.roll`` (valid for any number of groups) with the wrapped rows masked. Signals
-of up to ``max_length()`` samples (about 18 minutes at 32 kHz) are supported; a
+of up to ``max_length()`` samples (about 17 minutes at 32 kHz) are supported; a
 longer one fails a runtime check. The signal is padded at the end to whole groups.
 
 Arithmetic is float64, as in every backend. Non-finite inputs spread through whole
