@@ -198,3 +198,23 @@ def test_orders_above_the_register_limit_are_refused(rng):
     a[0] = 1.0
     with pytest.raises(ValueError, match=f"expected a problem the triton backend supports .* order {order}"):
         lfilter_bank(*on_device(torch.zeros(2, 10, dtype=torch.float64), a, a), backend="triton")
+
+
+def test_torch_func_transforms_match_autograd(rng):
+    """grad, jacfwd and vmap run the Triton kernels too (test_func_transforms.py covers
+    the other backends on larger cases)."""
+    a, b = random_filter_bank(2, n_filters=2, rng=rng, max_radius=0.9)
+    waveform = torch.from_numpy(rng.normal(size=(2, 1, 20)))
+    a, b, waveform = on_device(a, b, waveform)
+
+    def loss(a_coeffs):
+        return lfilter_bank(waveform, a_coeffs=a_coeffs, b_coeffs=b, backend="triton").sin().sum()
+
+    leaf = a.clone().requires_grad_()
+    (expected,) = torch.autograd.grad(loss(leaf), leaf)
+    torch.testing.assert_close(torch.func.grad(loss)(a), expected, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(torch.func.jacfwd(loss)(a), expected, rtol=1e-9, atol=1e-10)
+    stacked = torch.stack([waveform, 2 * waveform])
+    mapped = torch.func.vmap(lambda x: lfilter_bank(x, a_coeffs=a, b_coeffs=b, backend="triton"))(stacked)
+    torch.testing.assert_close(mapped[1], 2 * mapped[0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(mapped[0], lfilter_bank(waveform, a_coeffs=a, b_coeffs=b, backend="loop"), rtol=1e-10, atol=1e-12)
