@@ -9,14 +9,22 @@ Example:
 """
 from . import design
 from .backends.dispatch import available_backends
-from .cascades import filtfilt_bank, lfilter_zi_bank, sosfilt_bank, sosfilt_bank_with_state
+from .cascades import (
+    filtfilt_bank,
+    lfilter_zi_bank,
+    sosfilt_bank,
+    sosfilt_bank_with_state,
+    sosfilt_zi_bank,
+    sosfiltfilt_bank,
+)
 from .compat import lfilter
 from .design import freqz_bank
 from .functional import lfilter_bank, lfilter_bank_with_state
-from .modules import BiquadFilterBank, LFilterBank, SOSFilterBank
+from .modules import BiquadFilterBank, ButterworthFilterBank, LFilterBank, SOSFilterBank
 
 __all__ = [
     "BiquadFilterBank",
+    "ButterworthFilterBank",
     "LFilterBank",
     "SOSFilterBank",
     "available_backends",
@@ -29,6 +37,8 @@ __all__ = [
     "lfilter_zi_bank",
     "sosfilt_bank",
     "sosfilt_bank_with_state",
+    "sosfilt_zi_bank",
+    "sosfiltfilt_bank",
 ]
 
 __version__ = "0.1.0"

@@ -201,3 +201,123 @@ def filtfilt_bank(
         reversed_forward, a_coeffs, b_coeffs, steady * reversed_forward[..., :1], backend
     )
     return backward.flip(-1)[..., pad : backward.shape[-1] - pad]
+
+
+def sosfilt_zi_bank(sos: Tensor) -> Tensor:
+    """Steady-state initial states of cascades, like :func:`scipy.signal.sosfilt_zi`.
+
+    Section ``s`` starts from :func:`lfilter_zi_bank` of its own coefficients, scaled by
+    the DC gain of the sections before it (the level its input settles at for a unit
+    step); ``zi * x[0]`` starts a cascade as if ``x[0]`` had always been its input.
+
+    Args:
+        sos: ``(..., S, 6)`` sections ``[b0, b1, b2, a0, a1, a2]``.
+
+    Returns:
+        ``(..., S, 2)`` in ``sos``'s dtype, differentiable with respect to ``sos``.
+
+    Raises:
+        TypeError: for a non-tensor, or an integer or complex ``sos``.
+        ValueError: for an ``sos`` that is not ``(..., S, 6)``, or a zero ``a0``.
+
+    Example:
+        >>> import torch
+        >>> from multi_lfilter import sosfilt_zi_bank
+        >>> sos = torch.tensor([[0.5, 0.0, 0.0, 1.0, -0.5, 0.0], [1.0, 0.0, 0.0, 1.0, -0.5, 0.0]])
+        >>> sosfilt_zi_bank(sos)
+        tensor([[0.5000, 0.0000],
+                [1.0000, 0.0000]])
+    """
+    if not torch.jit.is_scripting():
+        check_is_tensor("sos", sos)
+    _check_sections(sos)
+    b, a = sos[..., :3], sos[..., 3:]
+    zi = lfilter_zi_bank(a_coeffs=a, b_coeffs=b)
+    dc_gain = b.sum(-1) / a.sum(-1)
+    # The gain before each section: 1 for the first, then the running product.
+    before = torch.cumprod(torch.cat([torch.ones_like(dc_gain[..., :1]), dc_gain[..., :-1]], -1), -1)
+    return zi * before.unsqueeze(-1)
+
+
+def _check_sections(sos: Tensor) -> None:
+    if sos.dtype != torch.float32 and sos.dtype != torch.float64:
+        raise TypeError(f"expected sos to be float32 or float64, got {dtype_name(sos.dtype)}")
+    if sos.dim() < 2 or sos.shape[-1] != 6 or sos.shape[-2] == 0:
+        raise ValueError(f"expected sos of shape (..., S, 6) with S >= 1 sections, got {list(sos.shape)}")
+
+
+def default_sos_padding(sos: Tensor) -> int:
+    """scipy's default ``padlen`` for :func:`scipy.signal.sosfiltfilt`:
+    ``3 * (2 S + 1 - min(#(b2 == 0), #(a2 == 0)))``, the same for every cascade of the bank.
+
+    Raises:
+        ValueError: where the cascades of a bank would get different paddings, or where
+            the values cannot be read (``torch.compile``, ``torch.export``, ``vmap``).
+    """
+    if not data_checks_allowed() or sos.device.type == "meta":
+        raise ValueError(
+            "expected padlen to be given: its default depends on the values of sos, which "
+            "cannot be read here (torch.compile, torch.export, torch.func.vmap or meta tensors)"
+        )
+    n_sections = sos.shape[-2]
+    zeros = torch.minimum((sos[..., 2] == 0).sum(-1), (sos[..., 5] == 0).sum(-1))
+    lowest, highest = int(zeros.min()), int(zeros.max())
+    if lowest != highest:
+        raise ValueError(
+            "expected cascades with the same number of first-order sections, whose default "
+            f"padding (scipy's) is the same; got between {lowest} and {highest}: pass padlen"
+        )
+    return 3 * (2 * n_sections + 1 - lowest)
+
+
+def sosfiltfilt_bank(
+    waveform: Tensor, sos: Tensor, padlen: Optional[int] = None, backend: str = "auto"
+) -> Tensor:
+    """Zero-phase filtering through cascades, like :func:`scipy.signal.sosfiltfilt`.
+
+    Forward then backward through the sections, with scipy's defaults: odd extension
+    of ``padlen`` samples at both ends, and each pass starting from the steady state
+    (:func:`sosfilt_zi_bank`) scaled by its first sample.
+
+    Args:
+        waveform: ``(..., T)`` with ``T > padlen``.
+        sos: ``(..., S, 6)``; leading dims broadcast with the waveform's.
+        padlen: samples of extension at each end; ``None`` is scipy's default,
+            ``3 * (2 S + 1 - min(#(b2 == 0), #(a2 == 0)))`` (which reads the values, so
+            graphs that cannot, like ``torch.compile``'s, must pass it).
+        backend: as for :func:`multi_lfilter.lfilter_bank`.
+
+    Returns:
+        ``(*batch, T)``.
+
+    Raises:
+        ValueError: for a signal not longer than ``padlen``, a negative ``padlen``,
+            cascades with different default paddings, and everything
+            :func:`sosfilt_bank` raises.
+
+    Example:
+        >>> import torch
+        >>> from multi_lfilter import sosfiltfilt_bank
+        >>> from multi_lfilter.design import butter_sos
+        >>> sos = butter_sos(4, torch.tensor([[0.1, 0.2], [0.3, 0.4]]), "bandpass")   # 2 cascades
+        >>> sosfiltfilt_bank(torch.randn(3, 1, 500), sos).shape
+        torch.Size([3, 2, 500])
+    """
+    _check_sos(waveform, sos, None)
+    if waveform.dim() == 0:
+        raise ValueError("expected waveform of shape (..., T), got a 0-dim tensor")
+    pad = default_sos_padding(sos) if padlen is None else padlen
+    if pad < 0:
+        raise ValueError(f"expected padlen >= 0, got {pad}")
+    if waveform.shape[-1] <= pad:
+        raise ValueError(
+            f"expected a waveform longer than the padding of {pad} samples, got {waveform.shape[-1]} samples"
+        )
+    steady = sosfilt_zi_bank(sos)
+    extended = _odd_extension(waveform, pad) if pad > 0 else waveform
+    forward, _ = sosfilt_bank_with_state(extended, sos, steady * extended[..., :1].unsqueeze(-1), backend)
+    reversed_forward = forward.flip(-1)
+    backward, _ = sosfilt_bank_with_state(
+        reversed_forward, sos, steady * reversed_forward[..., :1].unsqueeze(-1), backend
+    )
+    return backward.flip(-1)[..., pad : backward.shape[-1] - pad]

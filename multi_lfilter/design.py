@@ -10,6 +10,7 @@ from typing import List, NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
+from ._butterworth import butter_sos
 from ._validation import check_coefficients, data_checks_allowed
 
 Number = Union[float, Tensor]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from multi_lfilter import (
+    ButterworthFilterBank,
     design,
     filtfilt_bank,
     freqz_bank,
@@ -14,6 +15,8 @@ from multi_lfilter import (
     lfilter_bank_with_state,
     lfilter_zi_bank,
     sosfilt_bank,
+    sosfilt_zi_bank,
+    sosfiltfilt_bank,
 )
 
 A = torch.tensor([[1.0, -0.5, 0.2], [1.0, 0.1, 0.0]])
@@ -156,6 +159,16 @@ TABLE = [
      lambda: design.biquad_coeffs("lowpass", 16000, torch.tensor([1000j]))),
     ("design.center_frequencies(-1, 50.0, 8000.0)", lambda: design.center_frequencies(-1, 50.0, 8000.0)),
     ("design.center_frequencies(4, 0.0, 8000.0, scale='log')", lambda: design.center_frequencies(4, 0.0, 8000.0, scale="log")),
+    ("design.butter_sos(4, 9000.0, sample_rate=16000)", lambda: design.butter_sos(4, 9000.0, sample_rate=16000)),
+    ("design.butter_sos(4, 1000.0, 'bandpass', sample_rate=16000)",
+     lambda: design.butter_sos(4, 1000.0, "bandpass", sample_rate=16000)),
+    ("design.butter_sos(4, [0.3, 0.2], 'bandpass')", lambda: design.butter_sos(4, [0.3, 0.2], "bandpass")),
+    ("design.butter_sos(4, 0.2, 'notch')", lambda: design.butter_sos(4, 0.2, "notch")),
+    ("sosfilt_zi_bank([[1.0, 0, 0, 1, 0, 0]])", lambda: sosfilt_zi_bank([[1.0, 0, 0, 1, 0, 0]])),
+    ("sosfiltfilt_bank(torch.randn(10), design.butter_sos(4, 0.2))",
+     lambda: sosfiltfilt_bank(torch.randn(10), design.butter_sos(4, 0.2))),
+    ("ButterworthFilterBank(2, 16000, torch.tensor([500.0]), torch.tensor([1200.0]))",
+     lambda: ButterworthFilterBank(2, 16000, torch.tensor([500.0]), torch.tensor([1200.0]))),
 ]
 
 
