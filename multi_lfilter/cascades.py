@@ -18,6 +18,9 @@ from ._validation import (
     normalize_coefficients,
     widen_half,
 )
+from ._cascade_op import resolve_cascade_backend, sosfilt_op
+from ._op import transforms_active
+from .backends import cascade
 from .functional import lfilter_bank_with_state
 
 
@@ -71,12 +74,21 @@ def sosfilt_bank_with_state(
 
 
 def _cascade(waveform: Tensor, sos: Tensor, zi: Optional[Tensor], backend: str) -> Tuple[Tensor, Tensor]:
-    """:func:`sosfilt_bank_with_state` on checked inputs: section after section."""
+    """:func:`sosfilt_bank_with_state` on checked inputs.
+
+    Eager calls and ``torch.compile`` run the cascade op (``_cascade_op``): one pass
+    through every section with the native kernels, and no intermediate signal kept for
+    backward. TorchScript, ``torch.export`` and ``torch.func`` transforms compose the
+    sections through ``lfilter_bank_with_state`` (which serves each of them).
+    """
     n_sections = sos.shape[-2]
     if zi is not None and (zi.dim() < 2 or zi.shape[-2] != n_sections or zi.shape[-1] != 2):
         raise ValueError(
             f"expected zi of shape (..., {n_sections}, 2) for {n_sections} sections, got {list(zi.shape)}"
         )
+    if not torch.jit.is_scripting():
+        if not (torch.compiler.is_exporting() or transforms_active()):
+            return _cascade_in_one_op(waveform, sos, zi, backend)
     states = []
     y = waveform
     for section in range(n_sections):
@@ -88,6 +100,24 @@ def _cascade(waveform: Tensor, sos: Tensor, zi: Optional[Tensor], backend: str) 
         states.append(state)
     batch = y.shape[:-1]
     return y, torch.stack([state.expand(batch + (2,)) for state in states], -2)
+
+
+@torch.jit.unused
+def _cascade_in_one_op(waveform: Tensor, sos: Tensor, zi: Optional[Tensor], backend: str) -> Tuple[Tensor, Tensor]:
+    """The cascade through ``multi_lfilter::sosfilt`` (or, without a graph to build,
+    straight through ``backends.cascade``), with the checks the composed path makes."""
+    first_zi = zi[..., 0, :] if zi is not None else None
+    check_filter_inputs(waveform, sos[..., 0, 3:], sos[..., 0, :3], first_zi)
+    a_coeffs, b_coeffs = normalize_coefficients(sos[..., 3:], sos[..., :3], data_checks_allowed())
+    tracing = torch.compiler.is_compiling() or torch.jit.is_tracing()
+    needs_graph = torch.is_grad_enabled() and (
+        waveform.requires_grad or sos.requires_grad or (zi is not None and zi.requires_grad)
+    )
+    if tracing or needs_graph:
+        resolve_cascade_backend(backend, waveform, a_coeffs, b_coeffs, zi, read_data=False)  # name check
+        return sosfilt_op(waveform, a_coeffs, b_coeffs, zi, backend)
+    name = resolve_cascade_backend(backend, waveform, a_coeffs, b_coeffs, zi)
+    return cascade.forward(name, waveform, a_coeffs, b_coeffs, zi)
 
 
 def sosfilt_bank(

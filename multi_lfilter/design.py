@@ -13,6 +13,18 @@ from torch import Tensor
 from ._butterworth import butter_sos
 from ._validation import check_coefficients, data_checks_allowed
 
+__all__ = [
+    "BIQUAD_KINDS",
+    "SCALES",
+    "FilterCoefficients",
+    "biquad_coeffs",
+    "butter_sos",
+    "center_frequencies",
+    "cookbook_biquad",
+    "freqz_bank",
+    "frequency_responses",
+]
+
 Number = Union[float, Tensor]
 
 def _biquad_kinds() -> List[str]:

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 import scipy.signal
 import torch
-from torch.autograd import gradcheck
+from torch.autograd import gradcheck, gradgradcheck
+
+import multi_lfilter
 
 from multi_lfilter import filtfilt_bank, lfilter_bank, lfilter_zi_bank, sosfilt_bank, sosfilt_bank_with_state
 
@@ -110,3 +112,94 @@ def test_cascades_script_and_match_eager(rng):
     torch.testing.assert_close(torch.jit.script(sosfilt_bank)(waveform, sos), sosfilt_bank(waveform, sos))
     torch.testing.assert_close(torch.jit.script(filtfilt_bank)(waveform, a, b), filtfilt_bank(waveform, a, b))
     torch.testing.assert_close(torch.jit.script(lfilter_zi_bank)(a_coeffs=a, b_coeffs=b), lfilter_zi_bank(a_coeffs=a, b_coeffs=b))
+
+
+def cascade_case(rng, n_sections, length, with_state, layout="bank", max_radius=0.97):
+    """Stable random sections, a waveform and states."""
+    sections = []
+    for _ in range(n_sections):
+        a, b = random_filter_bank(2, n_filters=3, rng=rng, max_radius=max_radius)
+        sections.append(torch.cat([b, a], -1))
+    sos = torch.stack(sections, -2)  # (3, S, 6)
+    sos[..., 3:] *= torch.from_numpy(rng.uniform(0.5, 2.0, size=(3, n_sections, 1)))  # a0 != 1
+    if layout == "bank":
+        waveform = torch.from_numpy(rng.normal(size=(2, 1, length)))
+    else:  # one cascade per channel, sections shared by the examples
+        waveform = torch.from_numpy(rng.normal(size=(2, 3, length)))
+    zi = torch.from_numpy(rng.normal(size=(2, 3, n_sections, 2))) if with_state else None
+    return waveform, sos, zi
+
+
+def scipy_cascade(waveform, sos, zi):
+    batch = torch.broadcast_shapes(waveform.shape[:-1], sos.shape[:-2], *([zi.shape[:-2]] if zi is not None else []))
+    if waveform.shape[-1] == 0:  # scipy's zf is then zeros; ours is zi (the state passes through)
+        states = zi.expand(batch + zi.shape[-2:]) if zi is not None else torch.zeros(batch + sos.shape[-2:-1] + (2,), dtype=sos.dtype)
+        return torch.zeros(batch + (0,), dtype=waveform.dtype), states.contiguous()
+    x = waveform.expand(batch + waveform.shape[-1:]).numpy().reshape(-1, waveform.shape[-1])
+    s = (sos / sos[..., 3:4]).expand(batch + sos.shape[-2:]).numpy().reshape(-1, *sos.shape[-2:])  # scipy wants a0 = 1
+    z = zi.expand(batch + zi.shape[-2:]).numpy().reshape(-1, *zi.shape[-2:]) if zi is not None else np.zeros((len(x),) + sos.shape[-2:-1] + (2,))
+    outputs = [scipy.signal.sosfilt(s[i], x[i], zi=z[i]) for i in range(len(x))]
+    y = np.stack([o[0] for o in outputs]).reshape(batch + waveform.shape[-1:])
+    zf = np.stack([o[1] for o in outputs]).reshape(batch + sos.shape[-2:-1] + (2,))
+    return torch.from_numpy(y), torch.from_numpy(zf)
+
+
+@pytest.mark.parametrize("n_sections", [1, 2, 5, 10])
+@pytest.mark.parametrize("length", [0, 1, 3, 200])
+@pytest.mark.parametrize("with_state", [False, True])
+@pytest.mark.parametrize("layout", ["bank", "per-channel"])
+def test_one_pass_cascades_match_scipy(n_sections, length, with_state, layout, rng, backend, device):
+    waveform, sos, zi = cascade_case(rng, n_sections, length, with_state, layout)
+    y_ref, zf_ref = scipy_cascade(waveform, sos, zi)
+    y, zf = sosfilt_bank_with_state(*[t.to(device) if t is not None else None for t in (waveform, sos, zi)], backend=backend)
+    scale = max(y_ref.abs().max().item() if length else 1.0, 1.0)
+    torch.testing.assert_close(y.cpu(), y_ref, rtol=0, atol=1e-10 * scale)
+    torch.testing.assert_close(zf.cpu(), zf_ref, rtol=0, atol=1e-10 * scale)
+
+
+@pytest.mark.parametrize("length", [0, 1, 25])
+@pytest.mark.parametrize("layout", ["bank", "per-channel"])
+def test_cascade_gradients_gradcheck_and_gradgradcheck(length, layout, rng, backend):
+    # Poles well inside the unit circle keep the values small enough for finite differences.
+    waveform, sos, zi = cascade_case(rng, 3, length, True, layout, max_radius=0.8)
+    inputs = tuple(t.clone().requires_grad_(True) for t in (waveform, sos, zi))
+
+    def run(x, s, z):
+        y, zf = sosfilt_bank_with_state(x, s, z, backend=backend)
+        return y, zf
+
+    if length == 0:  # nothing to differentiate numerically: the state passes through
+        _, zf = run(*inputs)
+        grads = torch.autograd.grad(zf.sum(), inputs)
+        assert grads[0].shape == waveform.shape and not grads[1].any() and (grads[2] == 1).all()
+        return
+    assert gradcheck(run, inputs)
+    if length > 1:  # fast mode: the second derivatives along random directions
+        assert gradgradcheck(run, inputs, fast_mode=True)
+
+
+def test_the_one_pass_adjoint_matches_the_section_by_section_one(rng):
+    """Native kernels (one pass, recomputing) against the loop's composed adjoint."""
+    if "native" not in multi_lfilter.available_backends():
+        pytest.skip("the C kernels are not built here")
+    waveform, sos, zi = cascade_case(rng, 8, 1000, True)
+    upstream_y = torch.from_numpy(rng.normal(size=(2, 3, 1000)))
+    upstream_zf = torch.from_numpy(rng.normal(size=(2, 3, 8, 2)))
+    results = {}
+    for backend in ("native", "loop"):
+        leaves = [t.clone().requires_grad_(True) for t in (waveform, sos, zi)]
+        y, zf = sosfilt_bank_with_state(*leaves, backend=backend)
+        results[backend] = torch.autograd.grad((y * upstream_y).sum() + (zf * upstream_zf).sum(), leaves)
+    for native_grad, loop_grad in zip(results["native"], results["loop"]):
+        torch.testing.assert_close(native_grad, loop_grad, rtol=1e-9, atol=1e-9 * loop_grad.abs().max().item())
+
+
+def test_a_cascade_compiles_to_one_op_each_way(rng):
+    waveform, sos, zi = cascade_case(rng, 4, 100, True)
+    sos = sos.clone().requires_grad_(True)
+    compiled = torch.compile(lambda x, s, z: sosfilt_bank_with_state(x, s, z)[0].square().sum(), fullgraph=True)
+    loss = compiled(waveform, sos, zi)
+    (grad,) = torch.autograd.grad(loss, sos)
+    expected_leaf = sos.detach().clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(sosfilt_bank_with_state(waveform, expected_leaf, zi)[0].square().sum(), expected_leaf)
+    torch.testing.assert_close(grad, expected)

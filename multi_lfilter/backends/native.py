@@ -35,6 +35,7 @@ class _View(ctypes.Structure):
         ("data", ctypes.c_void_p),
         ("strides", ctypes.c_int64 * MAX_DIMS),
         ("step", ctypes.c_int64),
+        ("section_step", ctypes.c_int64),
     ]
 
 
@@ -45,6 +46,7 @@ class _Problem(ctypes.Structure):
         ("rows", ctypes.c_int64),
         ("length", ctypes.c_int64),
         ("order", ctypes.c_int64),
+        ("sections", ctypes.c_int64),
         ("is_double", ctypes.c_int64),
         ("n_threads", ctypes.c_int64),
         ("waveform", _View),
@@ -86,6 +88,7 @@ def _load_library():
         return None, "not loadable"
     library.mlf_problem_size.restype = ctypes.c_int64
     library.mlf_max_order.restype = ctypes.c_int64
+    library.mlf_max_sections.restype = ctypes.c_int64
     if library.mlf_problem_size() != ctypes.sizeof(_Problem):
         return None, "built from another version"  # refuse rather than crash
     library.mlf_advise_huge_pages.argtypes = [ctypes.c_void_p, ctypes.c_int64]
@@ -101,6 +104,7 @@ def _load_library():
 # when the dispatcher asks whether this backend is there.
 _LIBRARY, _WHY_MISSING = _load_library()
 _MAX_ORDER = _LIBRARY.mlf_max_order() if _LIBRARY is not None else 0
+_MAX_SECTIONS = _LIBRARY.mlf_max_sections() if _LIBRARY is not None else 0
 
 
 def available() -> bool:
@@ -118,6 +122,11 @@ def why_missing() -> str:
 def max_order() -> int:
     """The highest filter order the compiled kernels take (0 where they are not loaded)."""
     return _MAX_ORDER
+
+
+def max_sections() -> int:
+    """The most sections of a cascade the one-pass kernels take (0 where not loaded)."""
+    return _MAX_SECTIONS
 
 
 def supports(waveform: Tensor, order: int, batch_ndim: int) -> bool:
@@ -151,8 +160,18 @@ def _view(tensor: Optional[Tensor], batch: List[int]) -> _View:
     return view
 
 
-def _problem(batch: List[int], length: int, order: int, dtype: torch.dtype) -> _Problem:
+def _section_view(tensor: Optional[Tensor], batch: List[int]) -> _View:
+    """:func:`_view` for ``(..., S, K)`` tensors: their batch dims are all but the last two."""
+    if tensor is None:
+        return _View()
+    view = _view(tensor[..., 0, :], batch)
+    view.section_step = tensor.stride()[-2]
+    return view
+
+
+def _problem(batch: List[int], length: int, order: int, dtype: torch.dtype, sections: int = 1) -> _Problem:
     problem = _Problem()
+    problem.sections = sections
     problem.ndim = len(batch)
     rows = 1
     for dim, size in enumerate(batch):
@@ -261,3 +280,81 @@ def adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_in
     if grad_zi_rows is not None:
         grad_zi = sum_to_shape(grad_zi_rows, zi_shape).to(waveform.dtype)
     return grad_waveform, grad_a, grad_b, grad_zi
+
+
+def cascade_forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]):
+    """A cascade in one pass: every section per sample, in registers (see the C source).
+
+    Args:
+        waveform: ``(..., T)``.
+        a_coeffs, b_coeffs: ``(..., S, 3)`` float64, normalised per section.
+        zi: ``(..., S, 2)`` or ``None``.
+
+    Returns:
+        ``(y, zf)``: ``(*batch, T)`` and ``(*batch, S, 2)``.
+    """
+    sections = a_coeffs.shape[-2]
+    batch = _cascade_batch(waveform, a_coeffs, b_coeffs, zi)
+    length = waveform.shape[-1]
+    y = torch.empty(batch + [length], dtype=waveform.dtype)
+    output_bytes = y.numel() * y.element_size()
+    if output_bytes >= HUGE_PAGE_OUTPUT_BYTES:
+        _LIBRARY.mlf_advise_huge_pages(y.data_ptr(), output_bytes)
+    zf = torch.empty(batch + [sections, 2], dtype=waveform.dtype)
+    problem = _problem(batch, length, 2, waveform.dtype, sections)
+    problem.waveform = _view(waveform, batch)
+    problem.a = _section_view(a_coeffs, batch)
+    problem.b = _section_view(b_coeffs, batch)
+    problem.zi = _section_view(zi.double() if zi is not None else None, batch)
+    problem.y = y.data_ptr()
+    problem.zf = zf.data_ptr()
+    if problem.rows > 0:
+        _check(_LIBRARY.mlf_forward(ctypes.byref(problem)))
+    return y, zf
+
+
+def cascade_adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, needs_input_grad):
+    """The cascade's gradients in one backward pass, recomputing what it needs from
+    checkpointed section states (no intermediate signal is kept): see the C source.
+
+    Returns the gradients of ``(waveform, a, b, zi)`` (``None`` where not asked for),
+    each summed to its input's shape; ``zi``'s is that of zeros where ``zi`` is
+    ``None``... and then not returned.
+    """
+    need_waveform, need_a, need_b, need_zi = needs_input_grad
+    need_zi = need_zi and zi is not None
+    sections = a_coeffs.shape[-2]
+    batch = _cascade_batch(waveform, a_coeffs, b_coeffs, zi)
+    length = waveform.shape[-1]
+    grad_a_rows = torch.empty(batch + [sections, 3], dtype=torch.float64)
+    grad_b_rows = torch.empty(batch + [sections, 3], dtype=torch.float64)
+    grad_zi_rows = torch.empty(batch + [sections, 2], dtype=torch.float64) if need_zi else None
+    grad_waveform = torch.zeros(waveform.shape, dtype=waveform.dtype) if need_waveform else None
+
+    problem = _problem(batch, length, 2, waveform.dtype, sections)
+    problem.waveform = _view(waveform, batch)
+    problem.a = _section_view(a_coeffs, batch)
+    problem.b = _section_view(b_coeffs, batch)
+    problem.zi = _section_view(zi.double() if zi is not None else None, batch)
+    problem.grad_y = _view(grad_y, batch)
+    problem.grad_zf = _section_view(grad_zf.double() if grad_zf is not None else None, batch)
+    problem.grad_waveform = _view(grad_waveform, batch)
+    row_order = None
+    if need_waveform:
+        row_order = _sorted_rows(problem.grad_waveform, batch)
+        problem.row_order = row_order.data_ptr()
+    problem.grad_a = grad_a_rows.data_ptr()
+    problem.grad_b = grad_b_rows.data_ptr()
+    problem.grad_zi = grad_zi_rows.data_ptr() if grad_zi_rows is not None else None
+    if problem.rows > 0:
+        _check(_LIBRARY.mlf_adjoint(ctypes.byref(problem)))
+
+    grad_a = sum_to_shape(grad_a_rows, list(a_coeffs.shape)) if need_a else None
+    grad_b = sum_to_shape(grad_b_rows, list(b_coeffs.shape)) if need_b else None
+    grad_zi = sum_to_shape(grad_zi_rows, list(zi.shape)).to(waveform.dtype) if grad_zi_rows is not None else None
+    return grad_waveform, grad_a, grad_b, grad_zi
+
+
+def _cascade_batch(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> List[int]:
+    """The broadcast batch shape of a cascade's inputs (``(..., S, K)`` coefficients)."""
+    return filter_batch_shape(waveform, a_coeffs[..., 0, :], b_coeffs[..., 0, :], None if zi is None else zi[..., 0, :])

@@ -27,6 +27,15 @@
  *     gx[n]  = b0 gv[n] + sum_k b_k hist[k]
  *     ga_k  -= hist[k] y[n],  gb_k += hist[k] x[n],  gb_0 += gv[n] x[n]
  * and after the walk gzi[k] = gv[k] = hist[k + 1].
+ *
+ * Cascades of S second-order sections (sections > 1) run in one pass: per sample, every
+ * section in turn, with every section's state in registers; y is written once. Their
+ * adjoint keeps no intermediate signal: per tile, a forward pre-pass stores the section
+ * states at the start of every block (checkpoints: 2 S values per BLOCK samples per
+ * row), then, walking the blocks backwards, each block is recomputed from its
+ * checkpoint (every section's input and output, in an L1-sized buffer) and the
+ * adjoint above runs through the sections from last to first at each sample, the
+ * gradient of a section's input being the next section's output gradient.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -48,6 +57,7 @@
 #define BLOCK 64
 #define MAX_DIMS 8
 #define MAX_ORDER 32
+#define MAX_SECTIONS 32
 
 typedef double vec __attribute__((vector_size(LANES * sizeof(double))));
 
@@ -75,6 +85,7 @@ typedef struct {
     const void *data; /* NULL for an absent optional tensor (read as zeros) */
     int64_t strides[MAX_DIMS];
     int64_t step;
+    int64_t section_step; /* cascades: from one section's values to the next's */
 } mlf_view;
 
 /* Everything one call needs; mirrored field for field by a ctypes.Structure. */
@@ -83,7 +94,8 @@ typedef struct {
     int64_t sizes[MAX_DIMS];   /* broadcast batch shape */
     int64_t rows;              /* product of sizes */
     int64_t length;            /* T */
-    int64_t order;             /* N */
+    int64_t order;             /* N (2 for cascades) */
+    int64_t sections;          /* S: 1 for one filter, more for a cascade of biquads */
     int64_t is_double;         /* I/O dtype of signals: 0 float32, 1 float64 */
     int64_t n_threads;
     mlf_view waveform;         /* I/O dtype */
@@ -95,10 +107,10 @@ typedef struct {
     mlf_view grad_waveform;    /* I/O dtype, adjoint output, zero-filled; data NULL: not needed */
     const int64_t *row_order;  /* adjoint: rows sorted by waveform offset; NULL: identity */
     void *y;                   /* forward output, (rows, T) contiguous; adjoint input */
-    void *zf;                  /* forward output, (rows, N) contiguous, I/O dtype */
-    double *grad_a;            /* adjoint outputs, (rows, N + 1) contiguous */
+    void *zf;                  /* forward output, (rows, S, N) contiguous, I/O dtype */
+    double *grad_a;            /* adjoint outputs, (rows, S, N + 1) contiguous */
     double *grad_b;
-    double *grad_zi;           /* (rows, N) contiguous; NULL: not needed */
+    double *grad_zi;           /* (rows, S, N) contiguous; NULL: not needed */
 } mlf_problem;
 
 MLF_INLINE int64_t row_offset(const mlf_problem *p, const int64_t *strides, int64_t row)
@@ -176,18 +188,24 @@ MLF_INLINE void store8(void *data, const int is_double, int64_t index, vec value
 
 /* Gathers one coefficient (or state) per lane into a vector: element k of each lane's
  * row of `view` (float64). Absent views read as zeros. */
-MLF_INLINE vec gather_lanes(const mlf_problem *p, const tile_rows *tile, const mlf_view *view,
-                            int k)
+MLF_INLINE vec gather_section(const mlf_problem *p, const tile_rows *tile, const mlf_view *view,
+                              int section, int k)
 {
     double lanes[LANES] __attribute__((aligned(64)));
     for (int lane = 0; lane < LANES; ++lane) {
         lanes[lane] = 0.0;
         if (view->data) {
             const int64_t offset = row_offset(p, view->strides, tile->row[lane]);
-            lanes[lane] = ((const double *)view->data)[offset + k * view->step];
+            lanes[lane] = ((const double *)view->data)[offset + section * view->section_step + k * view->step];
         }
     }
     return load_vec(lanes);
+}
+
+MLF_INLINE vec gather_lanes(const mlf_problem *p, const tile_rows *tile, const mlf_view *view,
+                            int k)
+{
+    return gather_section(p, tile, view, 0, k);
 }
 
 /* Per-lane signal offsets; returns 1 where every lane reads the same row. */
@@ -470,6 +488,206 @@ adjoint_tile(const mlf_problem *p, const tile_rows *tile, const int order, const
     }
 }
 
+
+/* ---- Cascades of second-order sections ------------------------------------------ */
+
+/* One tile's sections: coefficients and states, indexed [section]. */
+typedef struct {
+    vec b0[MAX_SECTIONS], b1[MAX_SECTIONS], b2[MAX_SECTIONS], a1[MAX_SECTIONS], a2[MAX_SECTIONS];
+} cascade_coefficients;
+
+MLF_INLINE void load_cascade(const mlf_problem *p, const tile_rows *tile, const int sections,
+                             cascade_coefficients *c)
+{
+    for (int s = 0; s < sections; ++s) {
+        c->b0[s] = gather_section(p, tile, &p->b, s, 0);
+        c->b1[s] = gather_section(p, tile, &p->b, s, 1);
+        c->b2[s] = gather_section(p, tile, &p->b, s, 2);
+        c->a1[s] = gather_section(p, tile, &p->a, s, 1);
+        c->a2[s] = gather_section(p, tile, &p->a, s, 2);
+    }
+}
+
+/* One sample through every section (transposed direct form II each); returns the
+ * cascade's output. */
+MLF_INLINE vec cascade_step(const cascade_coefficients *c, const int sections, vec *state0, vec *state1,
+                            vec input)
+{
+    for (int s = 0; s < sections; ++s) {
+        const vec y = c->b0[s] * input + state0[s];
+        state0[s] = state1[s] + c->b1[s] * input - c->a1[s] * y;
+        state1[s] = c->b2[s] * input - c->a2[s] * y;
+        input = y;
+    }
+    return input;
+}
+
+MLF_INLINE void forward_cascade_tiles_together(const mlf_problem *p, const tile_rows *tiles,
+                                               const int sections, const int is_double)
+{
+    cascade_coefficients c[TILES_AT_ONCE];
+    vec state0[TILES_AT_ONCE][MAX_SECTIONS], state1[TILES_AT_ONCE][MAX_SECTIONS];
+    tile_signal x[TILES_AT_ONCE];
+    double y_block[TILES_AT_ONCE][BLOCK * LANES] __attribute__((aligned(64)));
+    const int64_t length = p->length;
+
+    for (int u = 0; u < TILES_AT_ONCE; ++u) {
+        load_cascade(p, &tiles[u], sections, &c[u]);
+        for (int s = 0; s < sections; ++s) {
+            state0[u][s] = gather_section(p, &tiles[u], &p->zi, s, 0);
+            state1[u][s] = gather_section(p, &tiles[u], &p->zi, s, 1);
+        }
+        tile_signal_init(p, &tiles[u], &p->waveform, &x[u]);
+    }
+    for (int64_t start = 0; start < length; start += BLOCK) {
+        const int count = length - start < BLOCK ? (int)(length - start) : BLOCK;
+        for (int u = 0; u < TILES_AT_ONCE; ++u)
+            tile_signal_read(&p->waveform, is_double, start, count, &x[u]);
+        for (int t = 0; t < count; ++t)
+            for (int u = 0; u < TILES_AT_ONCE; ++u)
+                store_vec(&y_block[u][t * LANES],
+                          cascade_step(&c[u], sections, state0[u], state1[u], tile_signal_at(&x[u], t)));
+        for (int u = 0; u < TILES_AT_ONCE; ++u)
+            scatter_block(p->y, is_double, tiles[u].row, tiles[u].lanes, length, start, count, y_block[u]);
+    }
+    double final_state[2 * MAX_SECTIONS * LANES] __attribute__((aligned(64)));
+    for (int u = 0; u < TILES_AT_ONCE; ++u) {
+        for (int s = 0; s < sections; ++s) {
+            store_vec(&final_state[(2 * s) * LANES], state0[u][s]);
+            store_vec(&final_state[(2 * s + 1) * LANES], state1[u][s]);
+        }
+        for (int lane = 0; lane < tiles[u].lanes; ++lane)
+            for (int k = 0; k < 2 * sections; ++k)
+                store(p->zf, is_double, tiles[u].row[lane] * 2 * sections + k, final_state[k * LANES + lane]);
+    }
+}
+
+/* Per-thread buffers of the cascade adjoint. */
+typedef struct {
+    double *checkpoints; /* [block][section][2][LANES] */
+    double *signals;     /* [section + 1][t][LANES]: each section's input, then the output */
+} cascade_buffers;
+
+MLF_INLINE int64_t cascade_blocks(const mlf_problem *p) { return (p->length + BLOCK - 1) / BLOCK; }
+
+MLF_INLINE void adjoint_cascade_tile(const mlf_problem *p, const tile_rows *tile, const int sections,
+                                     const int is_double, const cascade_buffers *buffers)
+{
+    cascade_coefficients c;
+    vec state0[MAX_SECTIONS], state1[MAX_SECTIONS];
+    vec history1[MAX_SECTIONS], history2[MAX_SECTIONS];
+    vec grad_a1[MAX_SECTIONS], grad_a2[MAX_SECTIONS];
+    vec grad_b0[MAX_SECTIONS], grad_b1[MAX_SECTIONS], grad_b2[MAX_SECTIONS];
+    tile_signal g, x;
+    double gx_block[BLOCK * LANES] __attribute__((aligned(64)));
+    int64_t gx_offsets[LANES];
+    const int64_t length = p->length;
+    const int64_t n_blocks = cascade_blocks(p);
+    const int need_gx = p->grad_waveform.data != NULL;
+    double *const checkpoints = buffers->checkpoints;
+    double *const signals = buffers->signals;
+
+    load_cascade(p, tile, sections, &c);
+    for (int s = 0; s < sections; ++s) {
+        state0[s] = gather_section(p, tile, &p->zi, s, 0);
+        state1[s] = gather_section(p, tile, &p->zi, s, 1);
+        history1[s] = gather_section(p, tile, &p->grad_zf, s, 0);
+        history2[s] = gather_section(p, tile, &p->grad_zf, s, 1);
+        grad_a1[s] = grad_a2[s] = grad_b0[s] = grad_b1[s] = grad_b2[s] = (vec){0};
+    }
+    tile_signal_init(p, tile, &p->grad_y, &g);
+    tile_signal_init(p, tile, &p->waveform, &x);
+    const int gx_shared = need_gx && tile_offsets(p, tile, &p->grad_waveform, gx_offsets);
+
+    /* Forward pre-pass: the states entering every block. */
+    for (int64_t block = 0; block < n_blocks; ++block) {
+        for (int s = 0; s < sections; ++s) {
+            store_vec(&checkpoints[((block * sections + s) * 2) * LANES], state0[s]);
+            store_vec(&checkpoints[((block * sections + s) * 2 + 1) * LANES], state1[s]);
+        }
+        if (block + 1 == n_blocks)
+            break; /* the last block's end state is not needed */
+        const int64_t start = block * BLOCK;
+        tile_signal_read(&p->waveform, is_double, start, BLOCK, &x);
+        for (int t = 0; t < BLOCK; ++t)
+            cascade_step(&c, sections, state0, state1, tile_signal_at(&x, t));
+    }
+
+    for (int64_t block = n_blocks - 1; block >= 0; --block) {
+        const int64_t start = block * BLOCK;
+        const int count = length - start < BLOCK ? (int)(length - start) : BLOCK;
+        /* Recompute the block from its checkpoint, keeping every section's input. */
+        for (int s = 0; s < sections; ++s) {
+            state0[s] = load_vec(&checkpoints[((block * sections + s) * 2) * LANES]);
+            state1[s] = load_vec(&checkpoints[((block * sections + s) * 2 + 1) * LANES]);
+        }
+        tile_signal_read(&p->waveform, is_double, start, count, &x);
+        for (int t = 0; t < count; ++t) {
+            vec input = tile_signal_at(&x, t);
+            store_vec(&signals[t * LANES], input);
+            for (int s = 0; s < sections; ++s) {
+                const vec y = c.b0[s] * input + state0[s];
+                state0[s] = state1[s] + c.b1[s] * input - c.a1[s] * y;
+                state1[s] = c.b2[s] * input - c.a2[s] * y;
+                input = y;
+                store_vec(&signals[((s + 1) * BLOCK + t) * LANES], y);
+            }
+        }
+        tile_signal_read(&p->grad_y, is_double, start, count, &g);
+
+        for (int t = count - 1; t >= 0; --t) {
+            vec grad = tile_signal_at(&g, t);
+            for (int s = sections - 1; s >= 0; --s) {
+                const vec input = load_vec(&signals[(s * BLOCK + t) * LANES]);
+                const vec output = load_vec(&signals[((s + 1) * BLOCK + t) * LANES]);
+                const vec grad_v = grad - c.a1[s] * history1[s] - c.a2[s] * history2[s];
+                grad = c.b0[s] * grad_v + c.b1[s] * history1[s] + c.b2[s] * history2[s];
+                grad_b0[s] += grad_v * input;
+                grad_b1[s] += history1[s] * input;
+                grad_b2[s] += history2[s] * input;
+                grad_a1[s] -= history1[s] * output;
+                grad_a2[s] -= history2[s] * output;
+                history2[s] = history1[s];
+                history1[s] = grad_v;
+            }
+            if (need_gx)
+                store_vec(&gx_block[t * LANES], grad);
+        }
+
+        if (need_gx && gx_shared) {
+            for (int t = 0; t < count; ++t) {
+                double total = 0.0;
+                for (int lane = 0; lane < tile->lanes; ++lane)
+                    total += gx_block[t * LANES + lane];
+                gx_block[t * LANES] = total;
+            }
+            add_waveform_gradient(p, gx_offsets[0], start, count, gx_block, 0, is_double);
+        } else if (need_gx) {
+            for (int lane = 0; lane < tile->lanes; ++lane)
+                add_waveform_gradient(p, gx_offsets[lane], start, count, gx_block, lane, is_double);
+        }
+    }
+
+    /* Per section: 3 a-gradients (a0's is zero), 3 b-gradients, 2 state gradients. */
+    double sums[8 * LANES] __attribute__((aligned(64)));
+    for (int s = 0; s < sections; ++s) {
+        const vec values[8] = {(vec){0}, grad_a1[s], grad_a2[s], grad_b0[s], grad_b1[s], grad_b2[s],
+                               history1[s], history2[s]};
+        for (int i = 0; i < 8; ++i)
+            store_vec(&sums[i * LANES], values[i]);
+        for (int lane = 0; lane < tile->lanes; ++lane) {
+            const int64_t row = tile->row[lane];
+            for (int k = 0; k < 3; ++k) {
+                p->grad_a[(row * sections + s) * 3 + k] = sums[k * LANES + lane];
+                p->grad_b[(row * sections + s) * 3 + k] = sums[(3 + k) * LANES + lane];
+            }
+            if (p->grad_zi)
+                for (int k = 0; k < 2; ++k)
+                    p->grad_zi[(row * sections + s) * 2 + k] = sums[(6 + k) * LANES + lane];
+        }
+    }
+}
+
 MLF_INLINE void make_tile(const mlf_problem *p, int64_t tile_index, tile_rows *tile)
 {
     const int64_t first = tile_index * LANES;
@@ -503,6 +721,13 @@ MLF_CLONES static void forward_tiles(const mlf_problem *p, int64_t begin, int64_
         else                                                  \
             forward_tiles_together(p, tiles, N, 0);           \
         break;
+        if (p->sections > 1) {
+            if (p->is_double)
+                forward_cascade_tiles_together(p, tiles, (int)p->sections, 1);
+            else
+                forward_cascade_tiles_together(p, tiles, (int)p->sections, 0);
+            continue;
+        }
         switch (p->order) {
             FOR_EACH_SPECIALISED_ORDER(FORWARD_CASE)
         default:
@@ -512,11 +737,19 @@ MLF_CLONES static void forward_tiles(const mlf_problem *p, int64_t begin, int64_
     }
 }
 
-MLF_CLONES static void adjoint_tiles(const mlf_problem *p, int64_t begin, int64_t end)
+MLF_CLONES static void adjoint_tiles(const mlf_problem *p, int64_t begin, int64_t end,
+                                     const cascade_buffers *buffers)
 {
     tile_rows tile;
     for (int64_t index = begin; index < end; ++index) {
         make_tile(p, index, &tile);
+        if (p->sections > 1) {
+            if (p->is_double)
+                adjoint_cascade_tile(p, &tile, (int)p->sections, 1, buffers);
+            else
+                adjoint_cascade_tile(p, &tile, (int)p->sections, 0, buffers);
+            continue;
+        }
 #define ADJOINT_CASE(N)                                  \
     case N:                                              \
         if (p->is_double)                                \
@@ -537,13 +770,14 @@ typedef struct {
     const mlf_problem *problem;
     int64_t tile_begin, tile_end;
     int adjoint;
+    cascade_buffers buffers; /* the cascade adjoint's, per thread */
 } thread_work;
 
 static void *run_work(void *argument)
 {
     thread_work *work = (thread_work *)argument;
     if (work->adjoint)
-        adjoint_tiles(work->problem, work->tile_begin, work->tile_end);
+        adjoint_tiles(work->problem, work->tile_begin, work->tile_end, &work->buffers);
     else
         forward_tiles(work->problem, work->tile_begin, work->tile_end);
     return NULL;
@@ -583,6 +817,8 @@ static int check_problem(const mlf_problem *p, int adjoint)
         return MLF_MISSING_POINTER;
     if (p->order < 0 || p->order > MAX_ORDER)
         return MLF_BAD_ORDER;
+    if (p->sections < 1 || p->sections > MAX_SECTIONS || (p->sections > 1 && p->order != 2))
+        return MLF_BAD_ORDER;
     if (p->ndim < 0 || p->ndim > MAX_DIMS)
         return MLF_BAD_DIMS;
     int64_t rows = 1;
@@ -597,7 +833,9 @@ static int check_problem(const mlf_problem *p, int adjoint)
         return MLF_OK;
     if (!p->a.data || !p->b.data)
         return MLF_MISSING_POINTER;
-    if (p->length > 0 && (!p->waveform.data || !p->y))
+    /* The cascade adjoint recomputes y rather than reading it. */
+    const int reads_y = !(adjoint && p->sections > 1);
+    if (p->length > 0 && (!p->waveform.data || (reads_y && !p->y)))
         return MLF_MISSING_POINTER;
     if (!adjoint && p->order > 0 && !p->zf)
         return MLF_MISSING_POINTER;
@@ -640,6 +878,25 @@ static int run(const mlf_problem *p, int adjoint)
         work[i].tile_end = end;
         begin = end;
     }
+    int out_of_memory = 0;
+    if (adjoint && p->sections > 1) {
+        const size_t checkpoints = (size_t)cascade_blocks(p) * (size_t)p->sections * 2 * LANES;
+        const size_t signals = (size_t)(p->sections + 1) * BLOCK * LANES;
+        for (int64_t i = 0; i < n_threads; ++i) {
+            work[i].buffers.checkpoints = malloc(sizeof(double) * (checkpoints ? checkpoints : 1));
+            work[i].buffers.signals = malloc(sizeof(double) * signals);
+            out_of_memory |= !work[i].buffers.checkpoints || !work[i].buffers.signals;
+        }
+    }
+    if (out_of_memory) {
+        for (int64_t i = 0; i < n_threads; ++i) {
+            free(work[i].buffers.checkpoints);
+            free(work[i].buffers.signals);
+        }
+        free(work);
+        free(threads);
+        return MLF_OUT_OF_MEMORY;
+    }
     int64_t started = 0;
     for (int64_t i = 1; i < n_threads; ++i) {
         if (pthread_create(&threads[i], NULL, run_work, &work[i]) != 0)
@@ -652,6 +909,10 @@ static int run(const mlf_problem *p, int adjoint)
         run_work(&work[i]);
     for (int64_t i = 1; i <= started; ++i)
         pthread_join(threads[i], NULL);
+    for (int64_t i = 0; i < n_threads; ++i) {
+        free(work[i].buffers.checkpoints);
+        free(work[i].buffers.signals);
+    }
     free(work);
     free(threads);
     return MLF_OK;
@@ -688,3 +949,5 @@ int mlf_advise_huge_pages(void *data, int64_t bytes)
 int64_t mlf_problem_size(void) { return (int64_t)sizeof(mlf_problem); }
 
 int64_t mlf_max_order(void) { return MAX_ORDER; }
+
+int64_t mlf_max_sections(void) { return MAX_SECTIONS; }

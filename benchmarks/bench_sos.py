@@ -1,0 +1,125 @@
+"""Cascades of second-order sections: one pass against the composed calls and scipy.
+
+Workload: ``x`` of ``[16, 1, 32000]`` through 64 Butterworth band-passes of ``S``
+sections each (``design.butter_sos(S, edges, "bandpass")``: ``2 S`` poles), loss
+``(y * g).sum()`` with gradients for the sections. Contenders, for ``S`` = 1, 4, 8:
+
+- ``sosfilt_bank`` (``backend="auto"``: with the C kernels, every section per sample
+  in one pass, and an adjoint that recomputes instead of keeping ``S`` signals);
+- the same cascade composed of ``S`` calls of ``lfilter_bank_with_state``, one per
+  section (what ``sosfilt_bank`` did before: every section writes an output-sized
+  signal, and keeps one for backward);
+- ``scipy.signal.sosfilt`` per filter (forward only, float64).
+
+Figures are medians of ``--repeats`` runs; peak memory is the rise of the process's
+resident set during one forward+backward (Linux only), as a multiple of the output's
+size. The last table is the float32 error of the ``S = 8`` bank against scipy in float64
+on the float32-rounded sections, relative to each filter's peak output.
+
+Usage::
+
+    python benchmarks/bench_sos.py                  # a few minutes
+    python benchmarks/bench_sos.py --sections 1 8 --repeats 3
+"""
+import argparse
+import platform
+import statistics
+import time
+
+import numpy as np
+import scipy.signal
+import torch
+
+from multi_lfilter import lfilter_bank_with_state, sosfilt_bank
+from multi_lfilter.design import butter_sos, center_frequencies
+
+from bench_lfilter import peak_rise_bytes
+
+BATCH, LENGTH, FILTERS = 16, 32000, 64
+
+
+def band_edges(n_filters, dtype):
+    centre = center_frequencies(n_filters, 100.0, 6000.0, scale="mel", dtype=torch.float64)
+    return torch.stack([centre / 1.2, centre * 1.2], -1).to(dtype)
+
+
+def composed(waveform, sos):
+    y = waveform
+    for index in range(sos.shape[-2]):
+        y, _ = lfilter_bank_with_state(y, sos[..., index, 3:], sos[..., index, :3])
+    return y
+
+
+def median_seconds(function, repeats):
+    for _ in range(2):  # warm-up: allocator, page cache, thread pool
+        function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run(sections, repeats, dtype):
+    torch.manual_seed(0)
+    waveform = torch.randn(BATCH, 1, LENGTH, dtype=dtype)
+    sos = butter_sos(sections, band_edges(FILTERS, torch.float64), "bandpass", sample_rate=16000).to(dtype)
+    upstream = torch.randn(BATCH, FILTERS, LENGTH, dtype=dtype)
+    output_bytes = upstream.numel() * upstream.element_size()
+    rows = []
+    for name, function in (("sosfilt_bank (one pass)", sosfilt_bank), ("composed calls", composed)):
+        def forward():
+            with torch.no_grad():
+                function(waveform, sos)
+
+        def forward_backward():
+            leaf = sos.clone().requires_grad_(True)
+            (function(waveform, leaf) * upstream).sum().backward()
+
+        fwd = median_seconds(forward, repeats)
+        fwd_bwd = median_seconds(forward_backward, repeats)
+        peak = peak_rise_bytes(forward_backward)
+        rows.append((name, fwd, fwd_bwd, peak / output_bytes if peak is not None else None))
+    x, s = waveform[:, 0].double().numpy(), sos.double().numpy()
+    scipy_time = median_seconds(lambda: [scipy.signal.sosfilt(s[c], x) for c in range(FILTERS)], max(1, repeats // 2))
+    rows.append(("scipy.signal.sosfilt per filter (float64)", scipy_time, None, None))
+    return rows
+
+
+def float32_error(sections=8):
+    sos32 = butter_sos(sections, band_edges(FILTERS, torch.float64), "bandpass", sample_rate=16000).float()
+    waveform = torch.randn(2, 1, 16000)
+    y = sosfilt_bank(waveform, sos32).double().numpy()
+    worst = 0.0
+    for c in range(FILTERS):
+        reference = scipy.signal.sosfilt(sos32[c].double().numpy(), waveform[:, 0].double().numpy())
+        worst = max(worst, float(np.abs(y[:, c] - reference).max() / np.abs(reference).max()))
+    return worst
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", nargs="+", type=int, default=[1, 4, 8])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    args = parser.parse_args()
+    dtype = getattr(torch, args.dtype)
+    print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+          f"[{BATCH}, 1, {LENGTH}] {args.dtype} through {FILTERS} Butterworth band-passes; medians of {args.repeats}")
+    baseline = None
+    print("\n| S | contender | forward | fwd+bwd | fwd+bwd / one-pass S=1 | peak / output |")
+    print("|---|---|---:|---:|---:|---:|")
+    for sections in args.sections:
+        for name, fwd, fwd_bwd, peak in run(sections, args.repeats, dtype):
+            if baseline is None and fwd_bwd is not None:
+                baseline = fwd_bwd
+            ratio = f"{fwd_bwd / baseline:.2f}x" if fwd_bwd is not None else ""
+            bwd = f"{fwd_bwd * 1e3:.0f} ms" if fwd_bwd is not None else ""
+            shown_peak = f"{peak:.2f}" if peak is not None else ""
+            print(f"| {sections} | {name} | {fwd * 1e3:.0f} ms | {bwd} | {ratio} | {shown_peak} |")
+    print(f"\nfloat32 error, 8-section band-pass bank vs scipy float64 on the float32 sections: {float32_error():.1e} of the peak")
+
+
+if __name__ == "__main__":
+    main()
