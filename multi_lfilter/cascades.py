@@ -43,6 +43,9 @@ def sosfilt_bank_with_state(
     Each section is a biquad, ``sos[..., s, :] = [b0, b1, b2, a0, a1, a2]``; section
     ``s`` filters the output of section ``s - 1``. Cascades keep high-order filters
     accurate where one long direct form would not (its coefficients are ill-conditioned).
+    With the native kernels the cascade runs in one pass, every section per sample, and
+    its backward keeps no intermediate signal (it recomputes them block by block);
+    the sections and states are differentiable like ``lfilter_bank``'s inputs.
 
     Args:
         waveform: ``(..., T)``.

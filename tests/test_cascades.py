@@ -203,3 +203,21 @@ def test_a_cascade_compiles_to_one_op_each_way(rng):
     expected_leaf = sos.detach().clone().requires_grad_(True)
     (expected,) = torch.autograd.grad(sosfilt_bank_with_state(waveform, expected_leaf, zi)[0].square().sum(), expected_leaf)
     torch.testing.assert_close(grad, expected)
+
+
+def test_float32_cascades_with_states_are_float64_ones_rounded_once(rng, backend):
+    """A float32 waveform, sections, states and output gradients: the forward and the
+    gradients match the float64 computation to float32 rounding (the kernels work in
+    float64 and must read the widened states, not the float32 ones)."""
+    waveform, sos, zi = cascade_case(rng, 4, 300, True, max_radius=0.9)
+    upstream_y = torch.from_numpy(rng.normal(size=(2, 3, 300)))
+    upstream_zf = torch.from_numpy(rng.normal(size=(2, 3, 4, 2)))
+    results = {}
+    for dtype in (torch.float64, torch.float32):
+        leaves = [t.to(dtype).requires_grad_(True) for t in (waveform, sos, zi)]
+        y, zf = sosfilt_bank_with_state(*leaves, backend=backend)
+        gradients = torch.autograd.grad((y * upstream_y.to(dtype)).sum() + (zf * upstream_zf.to(dtype)).sum(), leaves)
+        results[dtype] = (y, zf) + gradients
+    for single, double in zip(results[torch.float32], results[torch.float64]):
+        scale = double.abs().max().item()
+        torch.testing.assert_close(single.double(), double, rtol=0, atol=2e-5 * scale)

@@ -213,8 +213,11 @@ def test_scripted_module_matches_eager(name, rng):
     waveform = torch.randn(3, 1500)
     zi = torch.randn(module.forward_with_state(waveform[:, :1])[1].shape)
     torch.testing.assert_close(scripted(waveform), module(waveform), rtol=1e-6, atol=1e-6)
+    # Eager runs a cascade in one pass in float64; TorchScript section by section, each
+    # rounded to float32: with random states (outputs in the thousands) they differ by
+    # float32 rounding of the peak.
     for actual, expected in zip(scripted.forward_with_state(waveform, zi), module.forward_with_state(waveform, zi)):
-        torch.testing.assert_close(actual, expected, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(actual, expected, rtol=1e-6, atol=1e-7 * expected.abs().max().item())
     if isinstance(module, BiquadFilterBank):
         for actual, expected in zip(scripted.coefficients(), module.coefficients()):
             torch.testing.assert_close(actual, expected)

@@ -301,11 +301,13 @@ def cascade_forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Op
     if output_bytes >= HUGE_PAGE_OUTPUT_BYTES:
         _LIBRARY.mlf_advise_huge_pages(y.data_ptr(), output_bytes)
     zf = torch.empty(batch + [sections, 2], dtype=waveform.dtype)
+    # Kept in locals: the kernel reads them through raw pointers.
+    zi_double = zi.double() if zi is not None else None
     problem = _problem(batch, length, 2, waveform.dtype, sections)
     problem.waveform = _view(waveform, batch)
     problem.a = _section_view(a_coeffs, batch)
     problem.b = _section_view(b_coeffs, batch)
-    problem.zi = _section_view(zi.double() if zi is not None else None, batch)
+    problem.zi = _section_view(zi_double, batch)
     problem.y = y.data_ptr()
     problem.zf = zf.data_ptr()
     if problem.rows > 0:
@@ -331,13 +333,16 @@ def cascade_adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, needs_inp
     grad_zi_rows = torch.empty(batch + [sections, 2], dtype=torch.float64) if need_zi else None
     grad_waveform = torch.zeros(waveform.shape, dtype=waveform.dtype) if need_waveform else None
 
+    # Kept in locals: the kernel reads them through raw pointers.
+    zi_double = zi.double() if zi is not None else None
+    grad_zf_double = grad_zf.double() if grad_zf is not None else None
     problem = _problem(batch, length, 2, waveform.dtype, sections)
     problem.waveform = _view(waveform, batch)
     problem.a = _section_view(a_coeffs, batch)
     problem.b = _section_view(b_coeffs, batch)
-    problem.zi = _section_view(zi.double() if zi is not None else None, batch)
+    problem.zi = _section_view(zi_double, batch)
     problem.grad_y = _view(grad_y, batch)
-    problem.grad_zf = _section_view(grad_zf.double() if grad_zf is not None else None, batch)
+    problem.grad_zf = _section_view(grad_zf_double, batch)
     problem.grad_waveform = _view(grad_waveform, batch)
     row_order = None
     if need_waveform:
