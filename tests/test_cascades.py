@@ -221,3 +221,30 @@ def test_float32_cascades_with_states_are_float64_ones_rounded_once(rng, backend
     for single, double in zip(results[torch.float32], results[torch.float64]):
         scale = double.abs().max().item()
         torch.testing.assert_close(single.double(), double, rtol=0, atol=2e-5 * scale)
+
+
+@pytest.mark.parametrize("name", ["native", "block"])
+def test_cascades_run_in_one_pass_not_section_by_section(name, rng, monkeypatch):
+    """The native kernels and the block algorithm never run a cascade as S filter calls
+    forward (nor, for the native kernels, backward)."""
+    if name not in multi_lfilter.available_backends():
+        pytest.skip(f"{name} is not available here")
+    from multi_lfilter.backends import block, native
+
+    module = {"native": native, "block": block}[name]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cascade ran section by section")
+
+    waveform, sos, zi = cascade_case(rng, 6, 300, True)
+    expected = sosfilt_bank_with_state(waveform, sos, zi, backend="loop")
+    monkeypatch.setattr(module, "forward", refuse)
+    if name == "native":
+        monkeypatch.setattr(module, "adjoint", refuse)
+    leaf = sos.clone().requires_grad_(name == "native")
+    y, zf = sosfilt_bank_with_state(waveform, leaf, zi, backend=name)
+    torch.testing.assert_close(y, expected[0], rtol=0, atol=1e-10 * expected[0].abs().max().item())
+    torch.testing.assert_close(zf, expected[1], rtol=0, atol=1e-10 * expected[0].abs().max().item())
+    if name == "native":
+        y.square().sum().backward()
+        assert torch.isfinite(leaf.grad).all()

@@ -36,6 +36,7 @@ from torch import Tensor
 from .._shapes import filter_batch_shape
 from .._state import final_state, last_samples_reversed
 from ._block_adjoint import block_adjoint
+from ._block_cascade import cascade_forward_blocks
 from ._block_filter import BLOCK_LENGTH, CHUNK_MIN_BYTES, BlockFilter
 from ._block_layout import MatrixLayout
 
@@ -123,3 +124,19 @@ def forward(
 def adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_input_grad):
     """The backend contract's adjoint kernel: see ``_block_adjoint``."""
     return block_adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_input_grad)
+
+
+# Cascades longer than this run section by section (the state-space matrices grow as
+# 2 S x 2 S per filter, and the scan's products with them).
+MAX_SECTIONS = 32
+
+
+def max_sections() -> int:
+    """The most sections ``cascade_forward`` runs as one state space."""
+    return MAX_SECTIONS
+
+
+def cascade_forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    """The cascade contract's forward: one state space per block (``_block_cascade``)."""
+    return cascade_forward_blocks(waveform, a_coeffs, b_coeffs, zi)
+

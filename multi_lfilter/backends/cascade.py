@@ -8,12 +8,13 @@ normalised float64 coefficients per section and ``(..., S, 2)`` states:
 - ``adjoint(name, grad_y, grad_zf, waveform, a, b, zi, needs_input_grad)`` returning
   the four input gradients, each summed to its input's shape.
 
-A backend module with ``cascade_forward`` and ``cascade_adjoint`` (the native C
-kernels, up to ``max_sections()`` sections) runs every section per sample, and its
-adjoint recomputes what it needs instead of keeping ``S`` intermediate signals. Any
-other backend runs the sections one after the other with its own ``forward`` and, in
-the adjoint, recomputes the intermediate signals and runs its ``adjoint`` per section,
-last to first.
+A backend module with ``cascade_forward`` (up to its ``max_sections()`` sections)
+runs the whole cascade in one pass: the native C kernels every section per sample,
+the block algorithm one state space per block. With ``cascade_adjoint`` too (the
+native kernels) the adjoint also runs in one pass, recomputing what it needs instead
+of keeping ``S`` intermediate signals. Otherwise the sections run one after the
+other with the backend's own ``forward``, and the adjoint recomputes the intermediate
+signals and runs the backend's ``adjoint`` per section, last to first.
 """
 from typing import List, Optional, Tuple
 
@@ -23,10 +24,11 @@ from torch import Tensor
 from .dispatch import backend_module
 
 
-def _fused(name: str, sections: int):
-    """The backend module where it runs this many sections in one pass, else ``None``."""
+def _fused(name: str, sections: int, kernel: str):
+    """The backend module where its ``kernel`` (``"cascade_forward"`` or
+    ``"cascade_adjoint"``) runs this many sections in one pass, else ``None``."""
     module = backend_module(name)
-    if sections > 1 and hasattr(module, "cascade_forward") and sections <= module.max_sections():
+    if sections > 1 and hasattr(module, kernel) and sections <= module.max_sections():
         return module
     return None
 
@@ -38,7 +40,7 @@ def _section(tensor: Optional[Tensor], index: int) -> Optional[Tensor]:
 def forward(name: str, waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
     """``(y, zf)``: ``(*batch, T)`` and ``(*batch, S, 2)``; see the module doc."""
     sections = a_coeffs.shape[-2]
-    fused = _fused(name, sections)
+    fused = _fused(name, sections, "cascade_forward")
     if fused is not None:
         return fused.cascade_forward(waveform, a_coeffs, b_coeffs, zi)
     module = backend_module(name)
@@ -66,7 +68,7 @@ def adjoint(
 ) -> Tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
     """Gradients of ``(waveform, a, b, zi)``; see the module doc."""
     sections = a_coeffs.shape[-2]
-    fused = _fused(name, sections)
+    fused = _fused(name, sections, "cascade_adjoint")
     if fused is not None:
         return fused.cascade_adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, needs_input_grad)
     module = backend_module(name)
