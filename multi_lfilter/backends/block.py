@@ -126,6 +126,9 @@ def adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_in
     return block_adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_input_grad)
 
 
+# cascade_forward is made of differentiable tensor ops: eager calls differentiate it by
+# autograd (backends.cascade.autograd_forward).
+CASCADE_FORWARD_IS_DIFFERENTIABLE = True
 # Cascades longer than this run section by section (the state-space matrices grow as
 # 2 S x 2 S per filter, and the scan's products with them).
 MAX_SECTIONS = 32
