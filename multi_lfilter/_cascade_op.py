@@ -80,20 +80,6 @@ def _setup_context(ctx, inputs, output):
     ctx.backend = backend
 
 
-def _composed(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], backend: str):
-    """The cascade section by section through the differentiable filter."""
-    from .functional import lfilter_bank_with_state
-
-    states = []
-    y = waveform
-    for index in range(a_coeffs.shape[-2]):
-        section_zi = None if zi is None else zi[..., index, :]
-        y, state = lfilter_bank_with_state(y, a_coeffs[..., index, :], b_coeffs[..., index, :], section_zi, backend)
-        states.append(state)
-    batch = list(y.shape[:-1])
-    return y, torch.stack([state.expand(batch + [2]) for state in states], -2)
-
-
 def _backward(ctx, grad_y, grad_zf):
     waveform, a_coeffs, b_coeffs, zi = ctx.saved_tensors
     zi = zi if ctx.has_zi else None
@@ -106,8 +92,10 @@ def _backward(ctx, grad_y, grad_zf):
     if building_graph:
         # Double backward: differentiate the cascade recomputed section by section.
         wanted = [tensor for tensor, need in zip(inputs, needs) if need]
+        from .cascades import sections_one_by_one  # (cascades imports this module)
+
         with torch.enable_grad():
-            y, zf = _composed(waveform, a_coeffs, b_coeffs, zi, ctx.backend)
+            y, zf = sections_one_by_one(waveform, a_coeffs, b_coeffs, zi, ctx.backend)
             outputs = [o for o, g in ((y, grad_y), (zf, grad_zf)) if g is not None]
             grads = [g for g in (grad_y, grad_zf) if g is not None]
             found = iter(torch.autograd.grad(outputs, wanted, grads, create_graph=True, allow_unused=True))

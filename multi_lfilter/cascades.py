@@ -92,17 +92,23 @@ def _cascade(waveform: Tensor, sos: Tensor, zi: Optional[Tensor], backend: str) 
     if not torch.jit.is_scripting():
         if not (torch.compiler.is_exporting() or transforms_active()):
             return _cascade_in_one_op(waveform, sos, zi, backend)
+    return sections_one_by_one(waveform, sos[..., 3:], sos[..., :3], zi, backend)
+
+
+def sections_one_by_one(
+    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], backend: str
+) -> Tuple[Tensor, Tensor]:
+    """A cascade as ``S`` calls of :func:`lfilter_bank_with_state` (``(..., S, 3)``
+    coefficients, ``(..., S, 2)`` states): what TorchScript, ``torch.export`` and
+    ``torch.func`` run, and what double backward differentiates."""
     states = []
     y = waveform
-    for section in range(n_sections):
-        coefficients = sos[..., section, :]
+    for section in range(a_coeffs.shape[-2]):
         section_zi = zi[..., section, :] if zi is not None else None
-        y, state = lfilter_bank_with_state(
-            y, coefficients[..., 3:], coefficients[..., :3], section_zi, backend
-        )
+        y, state = lfilter_bank_with_state(y, a_coeffs[..., section, :], b_coeffs[..., section, :], section_zi, backend)
         states.append(state)
-    batch = y.shape[:-1]
-    return y, torch.stack([state.expand(batch + (2,)) for state in states], -2)
+    batch = list(y.shape[:-1])
+    return y, torch.stack([state.expand(batch + [2]) for state in states], -2)
 
 
 @torch.jit.unused

@@ -242,24 +242,30 @@ def _sorted_rows(view: _View, batch: List[int]) -> Tensor:
 
 def adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_input_grad):
     """The backend contract's adjoint kernel, fused: see ``csrc/lfilter_kernels.c``."""
-    need_waveform, need_a, need_b, need_zi = needs_input_grad
-    need_zi = need_zi and zi_shape is not None
     batch = list(y.shape[:-1])
     order = a_coeffs.shape[-1] - 1
-    length = y.shape[-1]
     y = y.contiguous()  # our own output: already contiguous, so no copy
-    grad_a_rows = torch.empty(batch + [order + 1], dtype=torch.float64)
-    grad_b_rows = torch.empty(batch + [order + 1], dtype=torch.float64)
-    grad_zi_rows = torch.empty(batch + [order], dtype=torch.float64) if need_zi else None
-    grad_waveform = torch.zeros(waveform.shape, dtype=waveform.dtype) if need_waveform else None
-    grad_zf_double = grad_zf.double() if grad_zf is not None else None
-
-    problem = _problem(batch, length, order, y.dtype)
+    grad_zf_double = grad_zf.double() if grad_zf is not None else None  # kept: read by pointer
+    problem = _problem(batch, y.shape[-1], order, y.dtype)
     problem.waveform = _view(waveform, batch)
     problem.a = _view(a_coeffs, batch)
     problem.b = _view(b_coeffs, batch)
     problem.grad_y = _view(grad_y, batch)
     problem.grad_zf = _view(grad_zf_double, batch)
+    problem.y = y.data_ptr()
+    return _run_adjoint(problem, batch, waveform, a_coeffs, b_coeffs, zi_shape, [order + 1], [order], needs_input_grad)
+
+
+def _run_adjoint(problem, batch, waveform, a_coeffs, b_coeffs, zi_shape, coefficient_tail, state_tail, needs_input_grad):
+    """The adjoint kernel on a ``problem`` whose inputs are set: allocates the gradients
+    (per row: ``coefficient_tail`` for ``a`` and ``b``, ``state_tail`` for ``zi``), runs
+    the kernel and sums each gradient to its input's shape."""
+    need_waveform, need_a, need_b, need_zi = needs_input_grad
+    need_zi = need_zi and zi_shape is not None
+    grad_a_rows = torch.empty(batch + coefficient_tail, dtype=torch.float64)
+    grad_b_rows = torch.empty(batch + coefficient_tail, dtype=torch.float64)
+    grad_zi_rows = torch.empty(batch + state_tail, dtype=torch.float64) if need_zi else None
+    grad_waveform = torch.zeros(waveform.shape, dtype=waveform.dtype) if need_waveform else None
     problem.grad_waveform = _view(grad_waveform, batch)
     row_order = None
     if need_waveform:
@@ -267,7 +273,6 @@ def adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_in
         # then sums in the same order, bit for bit, on 1 thread or many.
         row_order = _sorted_rows(problem.grad_waveform, batch)
         problem.row_order = row_order.data_ptr()
-    problem.y = y.data_ptr()
     problem.grad_a = grad_a_rows.data_ptr()
     problem.grad_b = grad_b_rows.data_ptr()
     problem.grad_zi = grad_zi_rows.data_ptr() if grad_zi_rows is not None else None
@@ -278,7 +283,7 @@ def adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_in
     grad_b = sum_to_shape(grad_b_rows, list(b_coeffs.shape)) if need_b else None
     grad_zi = None
     if grad_zi_rows is not None:
-        grad_zi = sum_to_shape(grad_zi_rows, zi_shape).to(waveform.dtype)
+        grad_zi = sum_to_shape(grad_zi_rows, list(zi_shape)).to(waveform.dtype)
     return grad_waveform, grad_a, grad_b, grad_zi
 
 
@@ -319,45 +324,25 @@ def cascade_adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, needs_inp
     """The cascade's gradients in one backward pass, recomputing what it needs from
     checkpointed section states (no intermediate signal is kept): see the C source.
 
-    Returns the gradients of ``(waveform, a, b, zi)`` (``None`` where not asked for),
-    each summed to its input's shape; ``zi``'s is that of zeros where ``zi`` is
-    ``None``... and then not returned.
+    Returns the gradients of ``(waveform, a, b, zi)`` (``None`` where not asked for, or
+    for ``zi`` where there is none), each summed to its input's shape.
     """
-    need_waveform, need_a, need_b, need_zi = needs_input_grad
-    need_zi = need_zi and zi is not None
     sections = a_coeffs.shape[-2]
     batch = _cascade_batch(waveform, a_coeffs, b_coeffs, zi)
-    length = waveform.shape[-1]
-    grad_a_rows = torch.empty(batch + [sections, 3], dtype=torch.float64)
-    grad_b_rows = torch.empty(batch + [sections, 3], dtype=torch.float64)
-    grad_zi_rows = torch.empty(batch + [sections, 2], dtype=torch.float64) if need_zi else None
-    grad_waveform = torch.zeros(waveform.shape, dtype=waveform.dtype) if need_waveform else None
-
     # Kept in locals: the kernel reads them through raw pointers.
     zi_double = zi.double() if zi is not None else None
     grad_zf_double = grad_zf.double() if grad_zf is not None else None
-    problem = _problem(batch, length, 2, waveform.dtype, sections)
+    problem = _problem(batch, waveform.shape[-1], 2, waveform.dtype, sections)
     problem.waveform = _view(waveform, batch)
     problem.a = _section_view(a_coeffs, batch)
     problem.b = _section_view(b_coeffs, batch)
     problem.zi = _section_view(zi_double, batch)
     problem.grad_y = _view(grad_y, batch)
     problem.grad_zf = _section_view(grad_zf_double, batch)
-    problem.grad_waveform = _view(grad_waveform, batch)
-    row_order = None
-    if need_waveform:
-        row_order = _sorted_rows(problem.grad_waveform, batch)
-        problem.row_order = row_order.data_ptr()
-    problem.grad_a = grad_a_rows.data_ptr()
-    problem.grad_b = grad_b_rows.data_ptr()
-    problem.grad_zi = grad_zi_rows.data_ptr() if grad_zi_rows is not None else None
-    if problem.rows > 0:
-        _check(_LIBRARY.mlf_adjoint(ctypes.byref(problem)))
-
-    grad_a = sum_to_shape(grad_a_rows, list(a_coeffs.shape)) if need_a else None
-    grad_b = sum_to_shape(grad_b_rows, list(b_coeffs.shape)) if need_b else None
-    grad_zi = sum_to_shape(grad_zi_rows, list(zi.shape)).to(waveform.dtype) if grad_zi_rows is not None else None
-    return grad_waveform, grad_a, grad_b, grad_zi
+    zi_shape = list(zi.shape) if zi is not None else None
+    return _run_adjoint(
+        problem, batch, waveform, a_coeffs, b_coeffs, zi_shape, [sections, 3], [sections, 2], needs_input_grad
+    )
 
 
 def _cascade_batch(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> List[int]:
