@@ -8,7 +8,7 @@ import textwrap
 import pytest
 import torch
 
-from multi_lfilter import available_backends, lfilter_bank, lfilter_bank_with_state
+from multi_lfilter import available_backends, lfilter_bank, lfilter_bank_with_state, sosfilt_bank
 from multi_lfilter.backends import native, triton_backend
 from multi_lfilter.backends.dispatch import REGISTRY, resolve_backend
 
@@ -259,6 +259,30 @@ def test_native_waveform_gradient_is_the_same_bits_on_any_thread_count(waveform_
 
 
 @needs_native
+@pytest.mark.parametrize("waveform_shape", [(3, 1, 300), (3, 37, 300)], ids=["bank", "per-channel"])
+def test_native_cascade_gradients_are_the_same_bits_on_any_thread_count(waveform_shape, rng, monkeypatch):
+    """The one-pass cascade adjoint splits rows over threads like the filter's."""
+    monkeypatch.setattr(native, "SAMPLES_PER_THREAD", 64)
+    sections = []
+    for _ in range(3):
+        a, b = random_filter_bank(2, n_filters=37, rng=rng, max_radius=0.95)
+        sections.append(torch.cat([b, a], -1))
+    sos = torch.stack(sections, -2).float().requires_grad_(True)  # (37, 3, 6)
+    waveform = torch.from_numpy(rng.normal(size=waveform_shape)).float().requires_grad_(True)
+    upstream = torch.from_numpy(rng.normal(size=(3, 37, 300))).float()
+    previous = torch.get_num_threads()
+    gradients = []
+    try:
+        for n_threads in (1, 2):
+            torch.set_num_threads(n_threads)
+            y = sosfilt_bank(waveform, sos, backend="native")
+            gradients.append(torch.autograd.grad((y * upstream).sum(), (waveform, sos)))
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(gradients[0][0], gradients[1][0]) and torch.equal(gradients[0][1], gradients[1][1])
+
+
+@needs_native
 def test_the_c_kernels_check_what_they_are_handed():
     """Each refusal has its own code and message (Python never sends these)."""
     problem = native._problem([2], 10, 2, torch.float32)
@@ -270,6 +294,11 @@ def test_the_c_kernels_check_what_they_are_handed():
     assert native._LIBRARY.mlf_forward(problem) == -4
     problem.rows = 2  # consistent, but no tensors
     assert native._LIBRARY.mlf_adjoint(problem) == -5
+    problem.sections = native.max_sections() + 1  # too many sections
+    assert native._LIBRARY.mlf_forward(problem) == -2
+    problem.sections, problem.order = 3, 4  # sections are biquads only
+    assert native._LIBRARY.mlf_forward(problem) == -2
+    problem.sections, problem.order = 1, 2
     with pytest.raises(RuntimeError, match=r"refused the problem: an order above the kernels' limit \(code -2\)"):
         native._check(-2)
     with pytest.raises(MemoryError, match="out of memory"):

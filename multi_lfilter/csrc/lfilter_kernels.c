@@ -389,6 +389,26 @@ MLF_INLINE void add_waveform_gradient(const mlf_problem *p, int64_t offset, int6
     }
 }
 
+/* Adds a tile's block of waveform gradient ([t][lane]) into the waveform rows; where every
+ * lane adds into the same row, the lanes are summed first (in place, into lane 0). */
+MLF_INLINE void add_tile_waveform_gradient(const mlf_problem *p, const tile_rows *tile,
+                                           const int64_t *gx_offsets, int gx_shared, int64_t start,
+                                           int count, double *gx_block, const int is_double)
+{
+    if (gx_shared) {
+        for (int t = 0; t < count; ++t) {
+            double total = 0.0;
+            for (int lane = 0; lane < tile->lanes; ++lane)
+                total += gx_block[t * LANES + lane];
+            gx_block[t * LANES] = total;
+        }
+        add_waveform_gradient(p, gx_offsets[0], start, count, gx_block, 0, is_double);
+    } else {
+        for (int lane = 0; lane < tile->lanes; ++lane)
+            add_waveform_gradient(p, gx_offsets[lane], start, count, gx_block, lane, is_double);
+    }
+}
+
 MLF_INLINE void
 adjoint_tile(const mlf_problem *p, const tile_rows *tile, const int order, const int is_double)
 {
@@ -450,19 +470,8 @@ adjoint_tile(const mlf_problem *p, const tile_rows *tile, const int order, const
             history[1] = grad_v;
         }
 
-        if (need_gx && gx_shared) {
-            /* Every lane adds into the same waveform row: sum the lanes first. */
-            for (int t = 0; t < count; ++t) {
-                double total = 0.0;
-                for (int lane = 0; lane < tile->lanes; ++lane)
-                    total += gx_block[t * LANES + lane];
-                gx_block[t * LANES] = total;
-            }
-            add_waveform_gradient(p, gx_offsets[0], start, count, gx_block, 0, is_double);
-        } else if (need_gx) {
-            for (int lane = 0; lane < tile->lanes; ++lane)
-                add_waveform_gradient(p, gx_offsets[lane], start, count, gx_block, lane, is_double);
-        }
+        if (need_gx)
+            add_tile_waveform_gradient(p, tile, gx_offsets, gx_shared, start, count, gx_block, is_double);
     }
 
     /* After the walk history[k + 1] = gv[k], the gradient of zi[k]; for an empty or short
@@ -654,18 +663,8 @@ MLF_INLINE void adjoint_cascade_tile(const mlf_problem *p, const tile_rows *tile
                 store_vec(&gx_block[t * LANES], grad);
         }
 
-        if (need_gx && gx_shared) {
-            for (int t = 0; t < count; ++t) {
-                double total = 0.0;
-                for (int lane = 0; lane < tile->lanes; ++lane)
-                    total += gx_block[t * LANES + lane];
-                gx_block[t * LANES] = total;
-            }
-            add_waveform_gradient(p, gx_offsets[0], start, count, gx_block, 0, is_double);
-        } else if (need_gx) {
-            for (int lane = 0; lane < tile->lanes; ++lane)
-                add_waveform_gradient(p, gx_offsets[lane], start, count, gx_block, lane, is_double);
-        }
+        if (need_gx)
+            add_tile_waveform_gradient(p, tile, gx_offsets, gx_shared, start, count, gx_block, is_double);
     }
 
     /* Per section: 3 a-gradients (a0's is zero), 3 b-gradients, 2 state gradients. */
