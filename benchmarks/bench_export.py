@@ -22,7 +22,6 @@ Usage::
 import argparse
 import importlib.util
 import platform
-import statistics
 import tempfile
 import time
 
@@ -30,7 +29,7 @@ import torch
 
 from multi_lfilter import lfilter_bank
 
-from bench_lfilter import WORKLOADS, bandpass_bank
+from bench_lfilter import WORKLOADS, bandpass_bank, median_seconds
 
 
 class Bank(torch.nn.Module):
@@ -42,16 +41,6 @@ class Bank(torch.nn.Module):
 
     def forward(self, waveform):
         return lfilter_bank(waveform.unsqueeze(-2), self.a, self.b, backend=self.backend)
-
-
-def median_seconds(function, repeats):
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def dynamic_shapes():
@@ -81,14 +70,14 @@ def main():
     rows = []
     with torch.no_grad():
         expected = model(waveform)
-        baseline = median_seconds(lambda: model(waveform), args.repeats)
+        baseline = median_seconds(lambda: model(waveform), args.repeats, warmups=1)
         rows.append(("eager, backend='auto' (native)", baseline, 0.0))
         export_backend = Bank(a, b, backend="export")
-        rows.append(("eager, backend='export'", median_seconds(lambda: export_backend(waveform), args.repeats),
+        rows.append(("eager, backend='export'", median_seconds(lambda: export_backend(waveform), args.repeats, warmups=1),
                      (export_backend(waveform) - expected).abs().max().item()))
         if "program" not in args.skip:
             module = program.module()
-            rows.append(("ExportedProgram.module()", median_seconds(lambda: module(waveform), args.repeats),
+            rows.append(("ExportedProgram.module()", median_seconds(lambda: module(waveform), args.repeats, warmups=1),
                          (module(waveform) - expected).abs().max().item()))
         with tempfile.TemporaryDirectory() as folder:
             if "aoti" not in args.skip:
@@ -96,7 +85,7 @@ def main():
                 path = torch._inductor.aoti_compile_and_package(program, package_path=f"{folder}/bank.pt2")
                 print(f"AOTInductor compile: {time.perf_counter() - start:.1f} s")
                 runner = torch._inductor.aoti_load_package(path)
-                rows.append(("AOTInductor package", median_seconds(lambda: runner(waveform), args.repeats),
+                rows.append(("AOTInductor package", median_seconds(lambda: runner(waveform), args.repeats, warmups=1),
                              (runner(waveform) - expected).abs().max().item()))
             if "onnx" not in args.skip and all(importlib.util.find_spec(n) for n in ("onnxscript", "onnxruntime")):
                 import onnxruntime
@@ -105,7 +94,7 @@ def main():
                                   verbose=False).save(f"{folder}/bank.onnx")
                 session = onnxruntime.InferenceSession(f"{folder}/bank.onnx")
                 feed = {session.get_inputs()[0].name: waveform.numpy()}
-                rows.append(("onnxruntime", median_seconds(lambda: session.run(None, feed), args.repeats),
+                rows.append(("onnxruntime", median_seconds(lambda: session.run(None, feed), args.repeats, warmups=1),
                              (torch.from_numpy(session.run(None, feed)[0]) - expected).abs().max().item()))
 
     peak = expected.abs().max().item()

@@ -134,9 +134,12 @@ def contenders(waveform, a, b):
     return found
 
 
-def median_seconds(function, repeats, device="cpu"):
-    """Median wall time of ``function()``; on CUDA measured with events around a
-    synchronised run (the work queued, not just the launches)."""
+def median_seconds(function, repeats, device="cpu", warmups=0):
+    """Median wall time of ``function()`` (after ``warmups`` untimed runs); on CUDA
+    measured with events around a synchronised run (the work queued, not just the
+    launches)."""
+    for _ in range(warmups):
+        function()
     times = []
     for _ in range(repeats):
         if device == "cuda":

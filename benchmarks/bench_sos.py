@@ -23,8 +23,6 @@ Usage::
 """
 import argparse
 import platform
-import statistics
-import time
 
 import numpy as np
 import scipy.signal
@@ -33,7 +31,7 @@ import torch
 from multi_lfilter import lfilter_bank_with_state, sosfilt_bank
 from multi_lfilter.design import butter_sos, center_frequencies
 
-from bench_lfilter import peak_rise_bytes
+from bench_lfilter import median_seconds, peak_rise_bytes
 
 BATCH, LENGTH, FILTERS = 16, 32000, 64
 
@@ -48,17 +46,6 @@ def composed(waveform, sos):
     for index in range(sos.shape[-2]):
         y, _ = lfilter_bank_with_state(y, sos[..., index, 3:], sos[..., index, :3])
     return y
-
-
-def median_seconds(function, repeats):
-    for _ in range(2):  # warm-up: allocator, page cache, thread pool
-        function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def run(sections, repeats, dtype):
@@ -77,12 +64,12 @@ def run(sections, repeats, dtype):
             leaf = sos.clone().requires_grad_(True)
             (function(waveform, leaf) * upstream).sum().backward()
 
-        fwd = median_seconds(forward, repeats)
-        fwd_bwd = median_seconds(forward_backward, repeats)
+        fwd = median_seconds(forward, repeats, warmups=2)
+        fwd_bwd = median_seconds(forward_backward, repeats, warmups=2)
         peak = peak_rise_bytes(forward_backward)
         rows.append((name, fwd, fwd_bwd, peak / output_bytes if peak is not None else None))
     x, s = waveform[:, 0].double().numpy(), sos.double().numpy()
-    scipy_time = median_seconds(lambda: [scipy.signal.sosfilt(s[c], x) for c in range(FILTERS)], max(1, repeats // 2))
+    scipy_time = median_seconds(lambda: [scipy.signal.sosfilt(s[c], x) for c in range(FILTERS)], max(1, repeats // 2), warmups=2)
     rows.append(("scipy.signal.sosfilt per filter (float64)", scipy_time, None, None))
     return rows
 
