@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ._adjoint import filter_adjoint
 from ._shapes import filter_batch_shape
+from ._validation import transforms_active
 from .backends.dispatch import backend_for_call, backend_module
 
 
@@ -120,14 +121,6 @@ def _backward(ctx, grad_y, grad_zf):
 
 
 filter_op.register_autograd(_backward, setup_context=_setup_context)
-
-
-@torch.jit.unused
-def transforms_active() -> bool:
-    """Whether a ``torch.func`` transform (``vmap``, ``grad``, ``jvp``...) or a
-    ``torch.autograd.forward_ad`` dual level is active: such calls need
-    ``FilterFunction``, which the op's own autograd registration cannot stand in for."""
-    return torch._C._are_functorch_transforms_active() or torch.autograd.forward_ad._current_level >= 0
 
 
 def _tangent(ctx, t_waveform, t_a, t_b, t_zi, t_backend):

@@ -199,6 +199,14 @@ def _functorch_active() -> bool:
     return torch._C._are_functorch_transforms_active()
 
 
+@torch.jit.unused
+def transforms_active() -> bool:
+    """Whether a ``torch.func`` transform (``vmap``, ``grad``, ``jvp``...) or a
+    ``torch.autograd.forward_ad`` dual level is active: such calls need the op's
+    ``autograd.Function`` (``_op.FilterFunction``)."""
+    return _functorch_active() or torch.autograd.forward_ad._current_level >= 0
+
+
 def normalize_coefficients(
     a_coeffs: Tensor, b_coeffs: Tensor, check_leading: bool = True
 ) -> Tuple[Tensor, Tensor]:

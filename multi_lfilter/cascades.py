@@ -16,10 +16,10 @@ from ._validation import (
     dtype_name,
     is_half,
     normalize_coefficients,
+    transforms_active,
     widen_half,
 )
 from ._cascade_op import resolve_cascade_backend, sosfilt_op
-from ._op import transforms_active
 from .backends import cascade
 from .functional import lfilter_bank_with_state
 

@@ -9,13 +9,14 @@ import torch
 from torch import Tensor
 
 from ._fir import filter_fir
-from ._op import FilterFunction, filter_op, transforms_active
+from ._op import FilterFunction, filter_op
 from ._validation import (
     check_filter_inputs,
     check_filter_inputs_are_tensors,
     data_checks_allowed,
     is_half,
     normalize_coefficients,
+    transforms_active,
     widen_half,
 )
 from .backends.dispatch import backend_for_call, backend_module, exported_filter, scripted_filter
@@ -122,6 +123,7 @@ def _filter_with_state(
         backend_for_call(backend, waveform, a_normalised, b_normalised, zi, read_data=False)
         return filter_op(waveform, a_normalised, b_normalised, zi, backend)
     if transforms_active() or _needs_graph(waveform, a_normalised, b_normalised, zi):
+        # Eager autograd, torch.func and forward-mode AD: the op as an autograd.Function.
         backend_for_call(backend, waveform, a_normalised, b_normalised, zi, read_data=False)
         return FilterFunction.apply(waveform, a_normalised, b_normalised, zi, backend)
     # Nothing to differentiate: skip the op's dispatch (tens of microseconds, which a
