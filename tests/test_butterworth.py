@@ -195,3 +195,17 @@ def test_butterworth_low_and_high_pass_banks_and_errors():
         ButterworthFilterBank(2, 16000, torch.tensor([9000.0]), torch.tensor([100.0]))
     with pytest.raises(ValueError, match="expected kind"):
         ButterworthFilterBank(2, 16000, torch.tensor([500.0]), torch.tensor([100.0]), kind="peaking")
+
+
+def test_the_butterworth_bank_compiles_and_exports():
+    """Its design (complex arithmetic in torch ops) traces with the filter: torch.compile
+    in one graph, torch.export to standard ops at any length."""
+    bank = ButterworthFilterBank(2, 16000, torch.tensor([300.0, 1000.0]), torch.tensor([100.0, 300.0]))
+    waveform = torch.randn(2, 4000)
+    expected = bank(waveform)
+    torch.testing.assert_close(torch.compile(bank, fullgraph=True)(waveform), expected)
+    dims = {"waveform": {0: torch.export.Dim("batch"), 1: torch.export.Dim("time", min=2, max=2**24)}}
+    program = torch.export.export(bank, (waveform,), dynamic_shapes=dims)
+    assert not [node for node in program.graph.nodes if "multi_lfilter" in str(node.target)]
+    longer = torch.randn(3, 7000)
+    torch.testing.assert_close(program.module()(longer), bank(longer), rtol=1e-5, atol=1e-6)
