@@ -96,8 +96,9 @@ def scipy_bank(waveform, a, b):
 
 def backend_runs(backend, waveform):
     """Whether a backend takes this device's tensors (the Triton interpreter on CPU is
-    a test tool, not a contender)."""
-    if backend == "triton" and waveform.device.type != "cuda":
+    a test tool, not a contender; the export backend, what exported graphs compute,
+    has its own benchmark, bench_export.py)."""
+    if backend == "export" or (backend == "triton" and waveform.device.type != "cuda"):
         return False
     try:
         resolve_backend(backend, waveform, order=2, batch_ndim=2)
