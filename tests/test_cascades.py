@@ -124,6 +124,9 @@ def cascade_case(rng, n_sections, length, with_state, layout="bank", max_radius=
     sos[..., 3:] *= torch.from_numpy(rng.uniform(0.5, 2.0, size=(3, n_sections, 1)))  # a0 != 1
     if layout == "bank":
         waveform = torch.from_numpy(rng.normal(size=(2, 1, length)))
+    elif layout == "per-example":  # every example its own bank of cascades
+        waveform = torch.from_numpy(rng.normal(size=(2, 1, length)))
+        sos = torch.stack([sos, sos.flip(0)])  # (2, 3, S, 6)
     else:  # one cascade per channel, sections shared by the examples
         waveform = torch.from_numpy(rng.normal(size=(2, 3, length)))
     zi = torch.from_numpy(rng.normal(size=(2, 3, n_sections, 2))) if with_state else None
@@ -147,7 +150,7 @@ def scipy_cascade(waveform, sos, zi):
 @pytest.mark.parametrize("n_sections", [1, 2, 5, 10])
 @pytest.mark.parametrize("length", [0, 1, 3, 200])
 @pytest.mark.parametrize("with_state", [False, True])
-@pytest.mark.parametrize("layout", ["bank", "per-channel"])
+@pytest.mark.parametrize("layout", ["bank", "per-channel", "per-example"])
 def test_one_pass_cascades_match_scipy(n_sections, length, with_state, layout, rng, backend, device):
     waveform, sos, zi = cascade_case(rng, n_sections, length, with_state, layout)
     y_ref, zf_ref = scipy_cascade(waveform, sos, zi)
@@ -248,3 +251,21 @@ def test_cascades_run_in_one_pass_not_section_by_section(name, rng, monkeypatch)
     torch.testing.assert_close(zf, expected[1], rtol=0, atol=1e-10 * expected[0].abs().max().item())
     (grad,) = torch.autograd.grad(y.square().sum(), leaf)
     torch.testing.assert_close(grad, expected_grad, rtol=1e-8, atol=1e-8 * expected_grad.abs().max().item())
+
+
+@pytest.mark.parametrize("order", range(1, 11))
+def test_butterworth_cascades_of_every_order_match_scipy(order, rng, backend, device):
+    """butter_sos band-passes (N sections) and low-passes (ceil(N / 2), a first-order
+    section for odd N) through sosfilt, with states, against scipy's sosfilt."""
+    from multi_lfilter.design import butter_sos
+
+    for sos in (butter_sos(order, torch.tensor([0.05, 0.2], dtype=torch.float64), "bandpass"),
+                butter_sos(order, torch.tensor(0.3, dtype=torch.float64), "lowpass")):
+        waveform = torch.from_numpy(rng.normal(size=(2, 500)))
+        zi = torch.from_numpy(rng.normal(size=(2,) + tuple(sos.shape[:-1]) + (2,)))
+        y, zf = sosfilt_bank_with_state(waveform.to(device), sos.to(device), zi.to(device), backend=backend)
+        for row in range(2):
+            y_ref, zf_ref = scipy.signal.sosfilt(sos.numpy(), waveform[row].numpy(), zi=zi[row].numpy())
+            scale = max(np.abs(y_ref).max(), 1.0)
+            np.testing.assert_allclose(y[row].cpu().numpy(), y_ref, rtol=0, atol=1e-10 * scale)
+            np.testing.assert_allclose(zf[row].cpu().numpy(), zf_ref, rtol=0, atol=1e-10 * scale)
