@@ -122,17 +122,10 @@ def _cascade_in_one_op(waveform: Tensor, sos: Tensor, zi: Optional[Tensor], back
     needs_graph = torch.is_grad_enabled() and (
         waveform.requires_grad or sos.requires_grad or (zi is not None and zi.requires_grad)
     )
-    if tracing:
+    if tracing or needs_graph:
         resolve_cascade_backend(backend, waveform, a_coeffs, b_coeffs, zi, read_data=False)  # name check
         return sosfilt_op(waveform, a_coeffs, b_coeffs, zi, backend)
     name = resolve_cascade_backend(backend, waveform, a_coeffs, b_coeffs, zi)
-    if needs_graph:
-        differentiable = cascade.autograd_forward(name, sos.shape[-2])
-        # (An empty signal goes through the op, whose backward gives zero gradients
-        # for inputs that an empty output does not depend on.)
-        if differentiable is not None and waveform.shape[-1] > 0:
-            return differentiable(waveform, a_coeffs, b_coeffs, zi)
-        return sosfilt_op(waveform, a_coeffs, b_coeffs, zi, backend)
     return cascade.forward(name, waveform, a_coeffs, b_coeffs, zi)
 
 

@@ -126,9 +126,6 @@ def adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_in
     return block_adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_input_grad)
 
 
-# cascade_forward is made of differentiable tensor ops: eager calls differentiate it by
-# autograd (backends.cascade.autograd_forward).
-CASCADE_FORWARD_IS_DIFFERENTIABLE = True
 # Cascades longer than this run section by section (the state-space matrices grow as
 # 2 S x 2 S per filter, and the scan's products with them).
 MAX_SECTIONS = 32
@@ -143,3 +140,31 @@ def cascade_forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Op
     """The cascade contract's forward: one state space per block (``_block_cascade``)."""
     return cascade_forward_blocks(waveform, a_coeffs, b_coeffs, zi)
 
+
+def cascade_adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, needs_input_grad):
+    """The cascade contract's adjoint: ``torch.func.vjp`` of ``cascade_forward``
+    recomputed, whose graph holds a few output-sized tensors whatever the number of
+    sections. (``torch.func`` works inside the adjoint op, where autograd is off.)"""
+    inputs = [waveform, a_coeffs, b_coeffs, zi]
+    wanted = [i for i, (tensor, need) in enumerate(zip(inputs, needs_input_grad)) if need and tensor is not None]
+    if not wanted:
+        return None, None, None, None
+
+    def run(*values):
+        arguments = list(inputs)
+        for index, value in zip(wanted, values):
+            arguments[index] = value
+        return cascade_forward_blocks(*arguments)
+
+    (y, zf), pullback = torch.func.vjp(run, *[inputs[i] for i in wanted])
+    cotangents = (
+        grad_y if grad_y is not None else torch.zeros_like(y),
+        grad_zf if grad_zf is not None else torch.zeros_like(zf),
+    )
+    # A gradient may be a cotangent passed through (zi's is grad_zf's for T = 0): the
+    # adjoint op's outputs must not alias its inputs.
+    passed = {c.untyped_storage().data_ptr() for c in (grad_y, grad_zf) if c is not None}
+    gradients: list = [None, None, None, None]
+    for index, gradient in zip(wanted, pullback(cotangents)):
+        gradients[index] = gradient.clone() if gradient.untyped_storage().data_ptr() in passed else gradient
+    return tuple(gradients)

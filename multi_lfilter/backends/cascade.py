@@ -8,17 +8,15 @@ normalised float64 coefficients per section and ``(..., S, 2)`` states:
 - ``adjoint(name, grad_y, grad_zf, waveform, a, b, zi, needs_input_grad)`` returning
   the four input gradients, each summed to its input's shape.
 
-A backend module with ``cascade_forward`` (up to its ``max_sections()`` sections)
-runs the whole cascade in one pass: the native C kernels every section per sample,
-the block algorithm one state space per block. With ``cascade_adjoint`` too (the
-native kernels) the adjoint also runs in one pass, recomputing what it needs instead
-of keeping ``S`` intermediate signals; a forward made of differentiable tensor ops
-(the block algorithm's) is differentiated by autograd in eager calls
-(``autograd_forward``). Otherwise the sections run one after the other with the
-backend's own ``forward``, and the adjoint recomputes the intermediate signals and
-runs the backend's ``adjoint`` per section, last to first.
+A backend module with ``cascade_forward`` and ``cascade_adjoint`` (up to its
+``max_sections()`` sections) runs the whole cascade in one pass: the native C kernels
+every section per sample, the block algorithm one state space per block; both
+adjoints recompute what they need instead of keeping ``S`` intermediate signals.
+Otherwise the sections run one after the other with the backend's own ``forward``,
+and the adjoint recomputes the intermediate signals and runs the backend's
+``adjoint`` per section, last to first.
 """
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -32,20 +30,6 @@ def _fused(name: str, sections: int, kernel: str):
     module = backend_module(name)
     if sections > 1 and hasattr(module, kernel) and sections <= module.max_sections():
         return module
-    return None
-
-
-def autograd_forward(name: str, sections: int) -> Optional[Callable]:
-    """The backend's one-pass cascade forward where it is made of differentiable tensor
-    ops (``CASCADE_FORWARD_IS_DIFFERENTIABLE``: the block algorithm), else ``None``.
-
-    Eager calls that need gradients run it under plain autograd: its graph holds a few
-    output-sized tensors whatever the number of sections, where the op's adjoint
-    would recompute and keep every section's signal.
-    """
-    fused = _fused(name, sections, "cascade_forward")
-    if fused is not None and getattr(fused, "CASCADE_FORWARD_IS_DIFFERENTIABLE", False):
-        return fused.cascade_forward
     return None
 
 
