@@ -20,8 +20,10 @@ Usage::
 
     python benchmarks/bench_sos.py                  # a few minutes
     python benchmarks/bench_sos.py --sections 1 8 --repeats 3
+    python benchmarks/bench_sos.py --backend block     # the block algorithm (CUDA's default)
 """
 import argparse
+import functools
 import platform
 
 import numpy as np
@@ -41,21 +43,22 @@ def band_edges(n_filters, dtype):
     return torch.stack([centre / 1.2, centre * 1.2], -1).to(dtype)
 
 
-def composed(waveform, sos):
+def composed(waveform, sos, backend="auto"):
     y = waveform
     for index in range(sos.shape[-2]):
-        y, _ = lfilter_bank_with_state(y, sos[..., index, 3:], sos[..., index, :3])
+        y, _ = lfilter_bank_with_state(y, sos[..., index, 3:], sos[..., index, :3], backend=backend)
     return y
 
 
-def run(sections, repeats, dtype):
+def run(sections, repeats, dtype, backend="auto"):
     torch.manual_seed(0)
     waveform = torch.randn(BATCH, 1, LENGTH, dtype=dtype)
     sos = butter_sos(sections, band_edges(FILTERS, torch.float64), "bandpass", sample_rate=16000).to(dtype)
     upstream = torch.randn(BATCH, FILTERS, LENGTH, dtype=dtype)
     output_bytes = upstream.numel() * upstream.element_size()
     rows = []
-    for name, function in (("sosfilt_bank (one pass)", sosfilt_bank), ("composed calls", composed)):
+    one_pass = functools.partial(sosfilt_bank, backend=backend)
+    for name, function in (("sosfilt_bank (one pass)", one_pass), ("composed calls", functools.partial(composed, backend=backend))):
         def forward():
             with torch.no_grad():
                 function(waveform, sos)
@@ -90,14 +93,16 @@ def main():
     parser.add_argument("--sections", nargs="+", type=int, default=[1, 4, 8])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--backend", default="auto", help="for both multi_lfilter contenders (e.g. block, the CUDA default)")
     args = parser.parse_args()
     dtype = getattr(torch, args.dtype)
     print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
-          f"[{BATCH}, 1, {LENGTH}] {args.dtype} through {FILTERS} Butterworth band-passes; medians of {args.repeats}")
+          f"[{BATCH}, 1, {LENGTH}] {args.dtype} through {FILTERS} Butterworth band-passes, backend {args.backend!r}; "
+          f"medians of {args.repeats}")
     # The first large allocations of a process pay page faults that later ones do not
     # (glibc then keeps freed memory): warm the allocator up before any figure.
-    run(1, 1, dtype)
-    results = {sections: run(sections, args.repeats, dtype) for sections in args.sections}
+    run(1, 1, dtype, args.backend)
+    results = {sections: run(sections, args.repeats, dtype, args.backend) for sections in args.sections}
     # At S = 1 both contenders run the same single filter call: the faster of the two
     # figures is the baseline (the machine's page faults make the other one noisy).
     first = results[min(results)]
