@@ -196,3 +196,17 @@ def test_fir_filters_match_scipy_with_state(rng, backend):
     y_ref, zf_ref = scipy_lfilter_rows(waveform, a, b, zi)
     torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-12)
     torch.testing.assert_close(zf, zf_ref, rtol=0, atol=1e-12)
+
+
+def test_unstable_filters_grow_as_in_scipy(backend, device):
+    """A pole outside the unit circle: outputs grow without bound, and stay finite
+    (and exact) as long as scipy's do. The export graph's scan raises powers of the
+    transition to 2**16 and more blocks; those overflow, but only where no output
+    needs them (they are masked, not multiplied into zeros: inf * 0 would be nan)."""
+    a = torch.tensor([[1.0, -1.02, 0.0], [1.0, -1.9, 1.05]], dtype=torch.float64)  # radii 1.02, 1.025
+    b = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.2, 0.0]], dtype=torch.float64)
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(2, 1, 700)))
+    y = lfilter_bank(*to_device(device, x, a, b), backend=backend).cpu()
+    expected, _ = scipy_lfilter_rows(x, a, b)
+    assert torch.isfinite(y).all()
+    torch.testing.assert_close(y, expected, rtol=1e-9, atol=1e-9 * expected.abs().max().item())

@@ -22,7 +22,8 @@ The scan of step 2 has a fixed depth whatever ``T``: blocks form groups of
 one across the groups with ``GROUP_LEVELS`` doubling steps whose shifts are
 ``torch.roll`` (valid for any number of groups) with the wrapped rows masked. Signals
 of up to ``max_length()`` samples (about 17 minutes at 32 kHz) are supported; a
-longer one fails a runtime check. The signal is padded at the end to whole groups.
+longer one fails a runtime check. The blocks are gathered by index, whole groups of
+them (at least two), with positions past the end reading zero.
 
 Arithmetic is float64, as in every backend. Non-finite inputs spread through whole
 blocks (as in the block backend), and there is no loop to fall back on inside a
