@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from multi_lfilter import available_backends, lfilter_bank_with_state
 
-from helpers import random_stable_filter
+from helpers import MATRIX_BACKENDS, random_stable_filter
 
 
 @st.composite
@@ -43,5 +43,10 @@ def test_every_backend_equals_the_loop(problem):
     for backend in available_backends():
         y, zf = lfilter_bank_with_state(waveform, a_coeffs, b_coeffs, zi, backend=backend)
         assert y.shape == y_loop.shape and zf.shape == zf_loop.shape
-        torch.testing.assert_close(y, y_loop, rtol=0, atol=1e-9 * scale)
-        torch.testing.assert_close(zf, zf_loop, rtol=0, atol=1e-9 * scale)
+        # The backends that multiply blocks by matrices round differently: their float64
+        # policy is 3e-8 of the peak (test_against_scipy.float64_tolerance). Measured
+        # here: up to 1.4e-9 for direct forms of order 6 with poles at radius 0.94 and
+        # coefficients in the tens, beyond the 1e-9 that the recurrences meet.
+        relative = 3e-8 if backend in MATRIX_BACKENDS else 1e-9
+        torch.testing.assert_close(y, y_loop, rtol=0, atol=relative * scale)
+        torch.testing.assert_close(zf, zf_loop, rtol=0, atol=relative * scale)
