@@ -14,7 +14,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ._shapes import filter_batch_shape
+from ._shapes import cascade_batch_shape
 from .backends import cascade
 from .backends.dispatch import backend_for_call
 
@@ -23,11 +23,6 @@ def resolve_cascade_backend(name: str, waveform: Tensor, a_coeffs: Tensor, b_coe
     """The concrete backend for a cascade (``backend_for_call`` on its first section's shapes)."""
     section_zi = None if zi is None else zi[..., 0, :]
     return backend_for_call(name, waveform, a_coeffs[..., 0, :], b_coeffs[..., 0, :], section_zi, read_data)
-
-
-def cascade_batch_shape(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> List[int]:
-    section_zi = None if zi is None else zi[..., 0, :]
-    return filter_batch_shape(waveform, a_coeffs[..., 0, :], b_coeffs[..., 0, :], section_zi)
 
 
 @torch.library.custom_op("multi_lfilter::sosfilt", mutates_args=())

@@ -46,6 +46,15 @@ def filter_batch_shape(
     return batch
 
 
+def cascade_batch_shape(
+    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]
+) -> List[int]:
+    """:func:`filter_batch_shape` for a cascade: ``(..., S, K)`` coefficients and
+    ``(..., S, N)`` states, whose batch dims are all but the last two."""
+    first_zi = None if zi is None else zi[..., 0, :]
+    return filter_batch_shape(waveform, a_coeffs[..., 0, :], b_coeffs[..., 0, :], first_zi)
+
+
 def sum_to_shape(gradient: Tensor, shape: List[int]) -> Tensor:
     """Sum ``gradient`` over the dimensions that were broadcast to reach its shape."""
     if list(gradient.shape) == shape:

@@ -29,10 +29,7 @@ def _check_sos(waveform: Tensor, sos: Tensor, zi: Optional[Tensor]) -> None:
         check_is_tensor("waveform", waveform)
         check_is_tensor("sos", sos)
         check_is_tensor("zi", zi, optional=True)
-    if sos.dtype != torch.float32 and sos.dtype != torch.float64 and not is_half(sos.dtype):
-        raise TypeError(f"expected sos to be float32 or float64, got {dtype_name(sos.dtype)}")
-    if sos.dim() < 2 or sos.shape[-1] != 6 or sos.shape[-2] == 0:
-        raise ValueError(f"expected sos of shape (..., S, 6) with S >= 1 sections, got {list(sos.shape)}")
+    _check_sections(sos, allow_half=True)
 
 
 def sosfilt_bank_with_state(
@@ -278,14 +275,16 @@ def sosfilt_zi_bank(sos: Tensor) -> Tensor:
     return zi * before.unsqueeze(-1)
 
 
-def _check_sections(sos: Tensor) -> None:
-    if sos.dtype != torch.float32 and sos.dtype != torch.float64:
+def _check_sections(sos: Tensor, allow_half: bool = False) -> None:
+    """The dtype (float16/bfloat16 too where ``allow_half``: the caller widens them) and
+    the ``(..., S, 6)`` shape of sections."""
+    if sos.dtype != torch.float32 and sos.dtype != torch.float64 and not (allow_half and is_half(sos.dtype)):
         raise TypeError(f"expected sos to be float32 or float64, got {dtype_name(sos.dtype)}")
     if sos.dim() < 2 or sos.shape[-1] != 6 or sos.shape[-2] == 0:
         raise ValueError(f"expected sos of shape (..., S, 6) with S >= 1 sections, got {list(sos.shape)}")
 
 
-def default_sos_padding(sos: Tensor) -> int:
+def _default_sos_padding(sos: Tensor) -> int:
     """scipy's default ``padlen`` for :func:`scipy.signal.sosfiltfilt`:
     ``3 * (2 S + 1 - min(#(b2 == 0), #(a2 == 0)))``, the same for every cascade of the bank.
 
@@ -345,7 +344,7 @@ def sosfiltfilt_bank(
     _check_sos(waveform, sos, None)
     if waveform.dim() == 0:
         raise ValueError("expected waveform of shape (..., T), got a 0-dim tensor")
-    pad = default_sos_padding(sos) if padlen is None else padlen
+    pad = _default_sos_padding(sos) if padlen is None else padlen
     if pad < 0:
         raise ValueError(f"expected padlen >= 0, got {pad}")
     if waveform.shape[-1] <= pad:

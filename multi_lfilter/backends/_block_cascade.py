@@ -25,7 +25,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .._shapes import filter_batch_shape
+from .._shapes import cascade_batch_shape
 from .._state import hankel
 from ._block_layout import MatrixLayout
 from ._block_math import block_matrices, scan_histories
@@ -94,9 +94,7 @@ def cascade_forward_blocks(
     """
     block_length = block_length or BLOCK_LENGTH
     sections = a_coeffs.shape[-2]
-    batch = filter_batch_shape(
-        waveform, a_coeffs[..., 0, :], b_coeffs[..., 0, :], None if zi is None else zi[..., 0, :]
-    )
+    batch = cascade_batch_shape(waveform, a_coeffs, b_coeffs, zi)
     length = waveform.shape[-1]
     width = 2 * sections
     flat_a, flat_b = a_coeffs.flatten(-2), b_coeffs.flatten(-2)

@@ -19,7 +19,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from .._shapes import filter_batch_shape, sum_to_shape
+from .._shapes import cascade_batch_shape, filter_batch_shape, sum_to_shape
 
 MAX_DIMS = 8
 DISABLE_VARIABLE = "MULTI_LFILTER_DISABLE_NATIVE"
@@ -299,7 +299,7 @@ def cascade_forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Op
         ``(y, zf)``: ``(*batch, T)`` and ``(*batch, S, 2)``.
     """
     sections = a_coeffs.shape[-2]
-    batch = _cascade_batch(waveform, a_coeffs, b_coeffs, zi)
+    batch = cascade_batch_shape(waveform, a_coeffs, b_coeffs, zi)
     length = waveform.shape[-1]
     y = torch.empty(batch + [length], dtype=waveform.dtype)
     output_bytes = y.numel() * y.element_size()
@@ -328,7 +328,7 @@ def cascade_adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, needs_inp
     for ``zi`` where there is none), each summed to its input's shape.
     """
     sections = a_coeffs.shape[-2]
-    batch = _cascade_batch(waveform, a_coeffs, b_coeffs, zi)
+    batch = cascade_batch_shape(waveform, a_coeffs, b_coeffs, zi)
     # Kept in locals: the kernel reads them through raw pointers.
     zi_double = zi.double() if zi is not None else None
     grad_zf_double = grad_zf.double() if grad_zf is not None else None
@@ -343,8 +343,3 @@ def cascade_adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, needs_inp
     return _run_adjoint(
         problem, batch, waveform, a_coeffs, b_coeffs, zi_shape, [sections, 3], [sections, 2], needs_input_grad
     )
-
-
-def _cascade_batch(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> List[int]:
-    """The broadcast batch shape of a cascade's inputs (``(..., S, K)`` coefficients)."""
-    return filter_batch_shape(waveform, a_coeffs[..., 0, :], b_coeffs[..., 0, :], None if zi is None else zi[..., 0, :])
