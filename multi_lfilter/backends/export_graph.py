@@ -146,9 +146,11 @@ def _histories(last_outputs: Tensor, transition: Tensor) -> Tensor:
     power = powers[..., GROUP_BLOCKS - 1 :, :, :]
     span = 1
     for _ in range(GROUP_LEVELS):
-        # roll wraps the last rows to the front; they are masked (a product with the
-        # overflowed power of an unstable filter would put nan there).
-        carried = _times(torch.roll(per_group, span, -2), power)
+        # Row j reads row j - span, clamped at 0: a gather whose index needs no modulo
+        # (torch.roll's would be one by the symbolic group count per element, which
+        # made these steps 13x slower when compiled). Rows below span are masked (a
+        # product with the overflowed power of an unstable filter would put nan there).
+        carried = _times(per_group.index_select(-2, (group_index - span).clamp(min=0)), power)
         per_group = per_group + torch.where(row >= span, carried, torch.zeros_like(carried))
         power = torch.matmul(power, power)
         span *= 2
@@ -191,6 +193,14 @@ def _from_rest(x_ext: Tensor, from_input: Tensor) -> Tensor:
     source = {dim: position for position, dim in enumerate(signal_dims)}
     source.update({dim: n_signal + 1 + position for position, dim in enumerate(filter_dims)})
     return product.permute([source[i] for i in range(ndim)] + [n_signal, ndim + 1])
+
+
+def _picked_times(rows: Tensor, blocks: Tensor, matrices: Tensor, columns: Tensor) -> Tensor:
+    """``(rows[..., blocks[i], :] @ matrices)[..., columns[i]]`` for each ``i``: ``(..., I)``,
+    for ``(..., blocks, N)`` rows, ``(..., N, L)`` matrices and ``(I,)`` indices."""
+    picked_rows = rows.index_select(-2, blocks)  # (..., I, N)
+    picked_columns = matrices.index_select(-1, columns).transpose(-1, -2)  # (..., I, N)
+    return (picked_rows * picked_columns).sum(-1)
 
 
 def filter_export_graph(
@@ -245,14 +255,20 @@ def filter_export_graph(
     outputs = from_rest + _times(entering, from_history.unsqueeze(-3))
     if zi is not None:
         outputs = outputs + _times(zi_rows, from_state.unsqueeze(-3))
-    flat = outputs.flatten(-2)
-    y = flat.index_select(-1, torch.arange(length, device=device)).expand(batch + [length])
+    y = outputs.flatten(-2).index_select(-1, torch.arange(length, device=device)).expand(batch + [length])
 
-    # The last N samples, most recent first (zeros before the start), give zf.
+    # The last N samples, most recent first (zeros before the start), give zf. Their
+    # outputs are recomputed from the pieces, so that ``outputs`` has one reader and
+    # the compilers write y in one pass (reading it twice made them store it first).
     recent = length - 1 - torch.arange(order, device=device)
     before_start = recent < 0
     x_recent = padded.index_select(-1, torch.where(before_start, torch.full_like(recent, length), recent))
-    y_recent = flat.index_select(-1, recent.clamp(min=0))
+    recent = recent.clamp(min=0)
+    recent_block = recent // block_length
+    in_block = recent % block_length
+    y_recent = from_rest.flatten(-2).index_select(-1, recent) + _picked_times(entering, recent_block, from_history, in_block)
+    if zi is not None:
+        y_recent = y_recent + _picked_times(zi_rows, recent_block, from_state, in_block)
     y_recent = torch.where(before_start, torch.zeros_like(y_recent), y_recent)
     zf = _times(x_recent, hankel(b_coeffs)) - _times(y_recent, hankel(a_coeffs))
     if zi is not None:
