@@ -19,8 +19,8 @@ the all-pole part written as the history of outputs entering each block
 
 The scan of step 2 has a fixed depth whatever ``T``: blocks form groups of
 ``GROUP_BLOCKS``; a doubling scan inside every group (its spans are constants), then
-one across the groups with ``GROUP_LEVELS`` doubling steps whose shifts are
-``torch.roll`` (valid for any number of groups) with the wrapped rows masked. Signals
+one across the groups with ``GROUP_LEVELS`` doubling steps whose shifts are gathers
+with clamped indices (valid for any number of groups), the clamped rows masked. Signals
 of up to ``max_length()`` samples (about 17 minutes at 32 kHz) are supported; a
 longer one fails a runtime check. The blocks are gathered by index, whole groups of
 them (at least two), with positions past the end reading zero.
@@ -122,7 +122,7 @@ def _histories(last_outputs: Tensor, transition: Tensor) -> Tensor:
 
     Blocks form groups of ``GROUP_BLOCKS`` (a multiple of them is always present): a
     doubling scan inside every group (spans and masks are constants), then one across
-    the groups, whose shifts are ``torch.roll`` with the wrapped rows masked.
+    the groups, whose shifts are gathers with clamped indices, the clamped rows masked.
     """
     n_blocks = last_outputs.shape[-2]
     device = last_outputs.device
