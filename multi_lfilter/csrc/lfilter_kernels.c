@@ -421,7 +421,10 @@ adjoint_tile(const mlf_problem *p, const tile_rows *tile, const int order, const
     const int64_t length = p->length;
     const int need_gx = p->grad_waveform.data != NULL;
 
-    history[0] = (vec){0};
+    /* Every slot zeroed, not only those the order uses: GCC cannot tell that the
+     * walk reads only those, and warned that history[1] may be uninitialised. */
+    for (int k = 0; k <= MAX_ORDER; ++k)
+        history[k] = (vec){0};
     for (int k = 0; k <= order; ++k) {
         a[k] = gather_lanes(p, tile, &p->a, k);
         b[k] = gather_lanes(p, tile, &p->b, k);
