@@ -266,7 +266,11 @@ def filter_export_graph(
     recent = recent.clamp(min=0)
     recent_block = recent // block_length
     in_block = recent % block_length
-    y_recent = from_rest.flatten(-2).index_select(-1, recent) + _picked_times(entering, recent_block, from_history, in_block)
+    # Their blocks first, then one sample of each (flattening all of from_rest, a
+    # permuted view, would copy it whole in eager).
+    recent_blocks = from_rest.index_select(-2, recent_block).flatten(-2)  # (..., N * L)
+    y_recent = recent_blocks.index_select(-1, torch.arange(order, device=device) * block_length + in_block)
+    y_recent = y_recent + _picked_times(entering, recent_block, from_history, in_block)
     if zi is not None:
         y_recent = y_recent + _picked_times(zi_rows, recent_block, from_state, in_block)
     y_recent = torch.where(before_start, torch.zeros_like(y_recent), y_recent)
