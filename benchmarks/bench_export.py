@@ -43,6 +43,18 @@ class Bank(torch.nn.Module):
         return lfilter_bank(waveform.unsqueeze(-2), self.a, self.b, backend=self.backend)
 
 
+def bank_workload():
+    """``(waveform, a, b, line)``: the bank workload's ``(B, T)`` signal and ``(C, 3)``
+    float32 coefficients, and a line naming the machine and the workload."""
+    batch, length, n_filters = WORKLOADS["bank"]
+    torch.manual_seed(0)
+    waveform = torch.randn(batch, length)
+    a, b = bandpass_bank(n_filters, torch.float32)
+    line = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+            f"bank workload [{batch}, {length}] float32 through {n_filters} biquads")
+    return waveform, a, b, line
+
+
 def dynamic_shapes():
     return {"waveform": {0: torch.export.Dim("batch"), 1: torch.export.Dim("time", min=1, max=2**24)}}
 
@@ -52,20 +64,16 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip", nargs="*", default=[], choices=["onnx", "aoti", "program"])
     args = parser.parse_args()
-    batch, length, n_filters = WORKLOADS["bank"]
-    torch.manual_seed(0)
-    waveform = torch.randn(batch, length)
-    a, b = bandpass_bank(n_filters, torch.float32)
+    waveform, a, b, workload = bank_workload()
     model = Bank(a, b).eval()
-    print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
-          f"bank workload [{batch}, {length}] float32 through {n_filters} biquads; medians of {args.repeats}")
+    print(f"{workload}; medians of {args.repeats}")
 
     start = time.perf_counter()
     program = torch.export.export(model, (waveform,), dynamic_shapes=dynamic_shapes())
     export_seconds = time.perf_counter() - start
     short = torch.export.export(model, (waveform[:2, :1000].clone(),), dynamic_shapes=dynamic_shapes())
     count = [sum(node.op == "call_function" for node in p.graph.nodes) for p in (program, short)]
-    print(f"torch.export: {export_seconds:.1f} s; {count[0]} ops exported at T = {length}, {count[1]} at T = 1000")
+    print(f"torch.export: {export_seconds:.1f} s; {count[0]} ops exported at T = {waveform.shape[-1]}, {count[1]} at T = 1000")
 
     rows = []
     with torch.no_grad():

@@ -20,7 +20,6 @@ Usage::
     python benchmarks/probe_scan_export.py            # about two minutes
 """
 import argparse
-import platform
 import tempfile
 import time
 import traceback
@@ -30,7 +29,8 @@ from torch._higher_order_ops.scan import scan
 
 from multi_lfilter import lfilter_bank
 
-from bench_lfilter import WORKLOADS, bandpass_bank, median_seconds
+from bench_export import bank_workload
+from bench_lfilter import median_seconds
 
 BLOCK = 32
 
@@ -75,13 +75,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    batch, length, n_filters = WORKLOADS["bank"]
-    torch.manual_seed(0)
-    waveform = torch.randn(batch, length)
-    a, b = bandpass_bank(n_filters, torch.float32)
+    waveform, a, b, workload = bank_workload()
     model = ScanBank(a, b).eval()
-    print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
-          f"bank workload [{batch}, {length}] float32 through {n_filters} biquads, blocks of {BLOCK} in a scan")
+    print(f"{workload}, blocks of {BLOCK} in a scan")
 
     dynamic = {"waveform": {0: torch.export.Dim("batch"), 1: torch.export.Dim("time", min=2, max=2**24)}}
     with tempfile.TemporaryDirectory() as folder:
