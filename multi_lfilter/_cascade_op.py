@@ -15,8 +15,8 @@ import torch
 from torch import Tensor
 
 from ._shapes import cascade_batch_shape
-from .backends import cascade
-from .backends.dispatch import backend_for_call
+from .backends import cascade, triton_backend
+from .backends.dispatch import backend_for_call, traces_triton
 
 
 def resolve_cascade_backend(name: str, waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], read_data: bool = True) -> str:
@@ -68,11 +68,30 @@ def _sosfilt_adjoint_fake(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, nee
     )
 
 
+def graph_sosfilt(
+    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], backend: str
+) -> Tuple[Tensor, Tensor]:
+    """The op a graph records for a cascade: the Triton op where the call runs the
+    Triton kernels in one pass on a GPU (as ``_op.graph_filter``), else ``sosfilt``."""
+    section_zi = None if zi is None else zi[..., 0, :]
+    one_pass = a_coeffs.shape[-2] <= triton_backend.max_sections()
+    if one_pass and traces_triton(backend, waveform, a_coeffs[..., 0, :], b_coeffs[..., 0, :], section_zi):
+        return triton_backend.sosfilt_op(waveform, a_coeffs, b_coeffs, zi)
+    return sosfilt_op(waveform, a_coeffs, b_coeffs, zi, backend)
+
+
 def _setup_context(ctx, inputs, output):
     waveform, a_coeffs, b_coeffs, zi, backend = inputs
     ctx.has_zi = zi is not None
     ctx.save_for_backward(waveform, a_coeffs, b_coeffs, zi if zi is not None else waveform.new_empty(0))
     ctx.backend = backend
+    ctx.triton_op = False
+
+
+def _setup_triton_context(ctx, inputs, output):
+    """The Triton op's inputs have no backend: it is Triton."""
+    _setup_context(ctx, tuple(inputs) + ("triton",), output)
+    ctx.triton_op = True
 
 
 def _backward(ctx, grad_y, grad_zf):
@@ -100,8 +119,16 @@ def _backward(ctx, grad_y, grad_zf):
             for tensor, need, gradient in zip(inputs, needs, gradients)
         ]
         return (*gradients, None)
-    outputs = sosfilt_adjoint_op(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, needs, ctx.backend)
+    if ctx.triton_op:
+        outputs = triton_backend.sosfilt_adjoint_op(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, needs)
+    else:
+        outputs = sosfilt_adjoint_op(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, needs, ctx.backend)
     return (*[g if need else None for g, need in zip(outputs, needs)], None)
 
 
+def _triton_backward(ctx, grad_y, grad_zf):
+    return _backward(ctx, grad_y, grad_zf)[:4]
+
+
 sosfilt_op.register_autograd(_backward, setup_context=_setup_context)
+triton_backend.sosfilt_op.register_autograd(_triton_backward, setup_context=_setup_triton_context)

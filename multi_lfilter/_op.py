@@ -13,6 +13,11 @@ opaque op too, so ``torch.compile`` traces backward without looking inside) when
 graph is being built. When one is (``create_graph=True``, double backward), it runs
 the composite adjoint over this same op instead, so every higher derivative is again
 made of differentiable pieces.
+
+A graph (``torch.compile``, ``torch.jit.trace``) records :func:`graph_filter`: this
+op, or, where the call runs the Triton kernels on a GPU, the Triton op
+(``multi_lfilter::triton_filter``, a ``torch.library.triton_op``) with the same
+autograd formula, so the compiler sees the kernels themselves.
 """
 from typing import List, Optional, Tuple
 
@@ -22,7 +27,8 @@ from torch import Tensor
 from ._adjoint import filter_adjoint
 from ._shapes import filter_batch_shape
 from ._validation import transforms_active
-from .backends.dispatch import backend_for_call, backend_module
+from .backends import triton_backend
+from .backends.dispatch import backend_for_call, backend_module, traces_triton
 
 
 @torch.library.custom_op("multi_lfilter::filter", mutates_args=())
@@ -82,12 +88,30 @@ def _filter_adjoint_op_fake(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi
     )
 
 
+def graph_filter(
+    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], backend: str
+) -> Tuple[Tensor, Tensor]:
+    """The op a graph records for one filter call: the Triton op where the call runs
+    the Triton kernels on tensors they compile for (``dispatch.traces_triton``), else
+    this module's op with the backend as asked for (resolved when it runs)."""
+    if traces_triton(backend, waveform, a_coeffs, b_coeffs, zi):
+        return triton_backend.filter_op(waveform, a_coeffs, b_coeffs, zi)
+    return filter_op(waveform, a_coeffs, b_coeffs, zi, backend)
+
+
 def _setup_context(ctx, inputs, output):
     waveform, a_coeffs, b_coeffs, zi, backend = inputs
     y, _ = output
     ctx.save_for_backward(waveform, a_coeffs, b_coeffs, y)
     ctx.zi_shape = None if zi is None else list(zi.shape)
     ctx.backend = backend
+    ctx.triton_op = False
+
+
+def _setup_triton_context(ctx, inputs, output):
+    """The Triton op's inputs have no backend: it is Triton."""
+    _setup_context(ctx, tuple(inputs) + ("triton",), output)
+    ctx.triton_op = True
 
 
 def _backward(ctx, grad_y, grad_zf):
@@ -102,7 +126,7 @@ def _backward(ctx, grad_y, grad_zf):
 
         def differentiable_filter(waveform, a_coeffs, b_coeffs, zi):
             if tracing:
-                return filter_op(waveform, a_coeffs, b_coeffs, zi, ctx.backend)
+                return graph_filter(waveform, a_coeffs, b_coeffs, zi, ctx.backend)
             return FilterFunction.apply(waveform, a_coeffs, b_coeffs, zi, ctx.backend)
 
         gradients = filter_adjoint(
@@ -113,14 +137,22 @@ def _backward(ctx, grad_y, grad_zf):
         zi_shape = ctx.zi_shape if ctx.zi_shape is not None else []
         needs = list(needs_input_grad)
         needs[3] = needs[3] and ctx.zi_shape is not None
-        outputs = filter_adjoint_op(
-            grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs, ctx.backend
-        )
+        if ctx.triton_op:
+            outputs = triton_backend.filter_adjoint_op(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs)
+        else:
+            outputs = filter_adjoint_op(
+                grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs, ctx.backend
+            )
         gradients = tuple(g if need else None for g, need in zip(outputs, needs))
     return (*gradients, None)
 
 
+def _triton_backward(ctx, grad_y, grad_zf):
+    return _backward(ctx, grad_y, grad_zf)[:4]
+
+
 filter_op.register_autograd(_backward, setup_context=_setup_context)
+triton_backend.filter_op.register_autograd(_triton_backward, setup_context=_setup_triton_context)
 
 
 def _tangent(ctx, t_waveform, t_a, t_b, t_zi, t_backend):

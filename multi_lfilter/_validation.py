@@ -194,6 +194,19 @@ def data_checks_allowed() -> bool:
     return not (torch.compiler.is_compiling() or torch.jit.is_tracing() or _functorch_active())
 
 
+def value_checks_allowed(tensor: Tensor) -> bool:
+    """Whether a filter call checks values (a zero ``a0``; the block algorithm's test
+    for non-finite inputs): where :func:`data_checks_allowed` and for CPU tensors.
+
+    On a GPU, reading a value makes the host wait for the device (a sync per call,
+    which also breaks CUDA-graph capture), so CUDA calls skip these checks: a zero
+    ``a0`` gives non-finite outputs for its filter instead of an error, and the block
+    algorithm lets a non-finite input spoil its whole block (``docs/errors.rst``).
+    Meta tensors have no values to check.
+    """
+    return tensor.device.type == "cpu" and data_checks_allowed()
+
+
 @torch.jit.unused
 def _functorch_active() -> bool:
     return torch._C._are_functorch_transforms_active()
@@ -214,7 +227,8 @@ def normalize_coefficients(
 
     Raises ``ValueError`` where any ``a[..., 0]`` is zero (the filter is undefined),
     unless ``check_leading`` is False: that check reads the data, which a
-    ``torch.compile`` graph cannot do without breaking.
+    ``torch.compile`` graph cannot do without breaking and a GPU cannot do without a
+    sync (callers pass :func:`value_checks_allowed`).
 
     Filters with poles near the unit circle are very sensitive to their coefficients:
     rounding ``a / a0`` to float32 alone moves a float32 result by up to 1e-3 of max|y|.
@@ -229,8 +243,7 @@ def normalize_coefficients(
     if b_coeffs.shape[-1] < length:
         b_coeffs = torch.nn.functional.pad(b_coeffs, [0, length - b_coeffs.shape[-1]])
     leading = a_coeffs[..., :1]
-    # Meta and fake tensors have no data to check.
-    if check_leading and leading.device.type != "meta" and bool((leading == 0).any()):
+    if check_leading and bool((leading == 0).any()):
         raise ValueError(
             "expected a_coeffs[..., 0] != 0 (coefficients are normalised by it), got a zero "
             f"in a_coeffs of shape {list(a_coeffs.shape)}"

@@ -17,9 +17,10 @@ from ._validation import (
     is_half,
     normalize_coefficients,
     transforms_active,
+    value_checks_allowed,
     widen_half,
 )
-from ._cascade_op import resolve_cascade_backend, sosfilt_op
+from ._cascade_op import graph_sosfilt, resolve_cascade_backend
 from .backends import cascade
 from .functional import lfilter_bank_with_state
 
@@ -114,14 +115,14 @@ def _cascade_in_one_op(waveform: Tensor, sos: Tensor, zi: Optional[Tensor], back
     straight through ``backends.cascade``), with the checks the composed path makes."""
     first_zi = zi[..., 0, :] if zi is not None else None
     check_filter_inputs(waveform, sos[..., 0, 3:], sos[..., 0, :3], first_zi)
-    a_coeffs, b_coeffs = normalize_coefficients(sos[..., 3:], sos[..., :3], data_checks_allowed())
+    a_coeffs, b_coeffs = normalize_coefficients(sos[..., 3:], sos[..., :3], value_checks_allowed(waveform))
     tracing = torch.compiler.is_compiling() or torch.jit.is_tracing()
     needs_graph = torch.is_grad_enabled() and (
         waveform.requires_grad or sos.requires_grad or (zi is not None and zi.requires_grad)
     )
     if tracing or needs_graph:
         resolve_cascade_backend(backend, waveform, a_coeffs, b_coeffs, zi, read_data=False)  # name check
-        return sosfilt_op(waveform, a_coeffs, b_coeffs, zi, backend)
+        return graph_sosfilt(waveform, a_coeffs, b_coeffs, zi, backend)
     name = resolve_cascade_backend(backend, waveform, a_coeffs, b_coeffs, zi)
     return cascade.forward(name, waveform, a_coeffs, b_coeffs, zi)
 
@@ -170,7 +171,7 @@ def lfilter_zi_bank(*, a_coeffs: Tensor, b_coeffs: Tensor) -> Tensor:
     """
     check_coefficients(a_coeffs, b_coeffs)
     # Padded, normalised (zero a0 refused) and in float64, then back to the input's dtype.
-    a, b = normalize_coefficients(a_coeffs, b_coeffs, data_checks_allowed())
+    a, b = normalize_coefficients(a_coeffs, b_coeffs, value_checks_allowed(a_coeffs))
     a, b = torch.broadcast_tensors(a, b)
     order = a.shape[-1] - 1
     if order == 0:

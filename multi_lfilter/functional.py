@@ -9,14 +9,14 @@ import torch
 from torch import Tensor
 
 from ._fir import filter_fir
-from ._op import FilterFunction, filter_op
+from ._op import FilterFunction, graph_filter
 from ._validation import (
     check_filter_inputs,
     check_filter_inputs_are_tensors,
-    data_checks_allowed,
     is_half,
     normalize_coefficients,
     transforms_active,
+    value_checks_allowed,
     widen_half,
 )
 from .backends.dispatch import backend_for_call, backend_module, exported_filter, scripted_filter
@@ -105,7 +105,7 @@ def _filter_with_state(
 ) -> Tuple[Tensor, Tensor]:
     """:func:`lfilter_bank_with_state` for float32 and float64 inputs."""
     check_filter_inputs(waveform, a_coeffs, b_coeffs, zi)
-    a_normalised, b_normalised = normalize_coefficients(a_coeffs, b_coeffs, data_checks_allowed())
+    a_normalised, b_normalised = normalize_coefficients(a_coeffs, b_coeffs, value_checks_allowed(waveform))
     # One coefficient in a: no feedback, and scipy's convolution semantics (see _fir).
     has_feedback = a_coeffs.shape[-1] > 1
 
@@ -119,9 +119,9 @@ def _filter_with_state(
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         # The op keeps the backend as asked for ("auto" by default) and resolves it from
         # the tensors it receives when it runs, so a traced or compiled graph works
-        # where another backend is the right one. Unknown names fail now.
-        backend_for_call(backend, waveform, a_normalised, b_normalised, zi, read_data=False)
-        return filter_op(waveform, a_normalised, b_normalised, zi, backend)
+        # where another backend is the right one; on a GPU the graph may hold the
+        # Triton kernels instead (graph_filter). Unknown names fail now.
+        return graph_filter(waveform, a_normalised, b_normalised, zi, backend)
     if transforms_active() or _needs_graph(waveform, a_normalised, b_normalised, zi):
         # Eager autograd, torch.func and forward-mode AD: the op as an autograd.Function.
         backend_for_call(backend, waveform, a_normalised, b_normalised, zi, read_data=False)

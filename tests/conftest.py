@@ -14,6 +14,36 @@ import pytest  # noqa: E402
 from helpers import DEVICES, backends_on  # noqa: E402
 
 
+def _interpret_helpers_without_repatching():
+    """Speeds up the interpreter's calls of the kernels' own helper functions.
+
+    On every call of a ``@triton.jit`` helper, Triton's interpreter patches
+    ``triton.language`` again for the helper's module (about 2 ms), although the
+    launch that is running already patched it for the kernels' module; the kernels
+    call a few helpers per time step, so this is most of a test's time. Helpers of
+    ``_triton_kernels`` are called straight away instead. (Where the interpreter's
+    internals differ, nothing is changed.)
+    """
+    try:
+        from triton.runtime.interpreter import InterpretedFunction
+    except ImportError:
+        return
+    call = getattr(InterpretedFunction, "__call__", None)
+    if call is None or not hasattr(InterpretedFunction, "rewrite"):
+        return
+
+    def helper_call(self, *args, **kwargs):
+        if self.fn.__module__ != "multi_lfilter.backends._triton_kernels":
+            return call(self, *args, **kwargs)
+        return self.rewrite()(*args, **kwargs)
+
+    InterpretedFunction.__call__ = helper_call
+
+
+if os.environ.get("TRITON_INTERPRET") == "1":
+    _interpret_helpers_without_repatching()
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

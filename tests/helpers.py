@@ -20,6 +20,14 @@ else:
     TORCHAUDIO_ERROR = ""
 
 ORDERS = list(range(1, 9))
+
+
+def spreads_through_blocks(backend, device):
+    """Whether a non-finite input spoils its whole block (and everything after) on this
+    backend and device: always in an exported graph, which has no loop to fall back
+    on, and with the block algorithm on GPUs, which skip the finiteness check that
+    would read values (``docs/errors.rst``)."""
+    return backend == "export" or (backend == "block" and device != "cpu")
 # Backends that multiply whole blocks by matrices: they round a little differently from
 # the recurrence, and a non-finite input spreads through its block (the block backend
 # hands such inputs to the loop; an exported graph has no loop to hand them to).

@@ -6,8 +6,16 @@ import torch
 
 from multi_lfilter import lfilter_bank, lfilter_bank_with_state
 from multi_lfilter.backends import export_graph
+from multi_lfilter.backends._block_filter import BLOCK_LENGTH
 
-from helpers import MATRIX_BACKENDS, ORDERS, random_filter_bank, scipy_lfilter_rows, to_device
+from helpers import (
+    MATRIX_BACKENDS,
+    ORDERS,
+    random_filter_bank,
+    scipy_lfilter_rows,
+    spreads_through_blocks,
+    to_device,
+)
 
 
 def lengths_for(order):
@@ -159,10 +167,11 @@ def test_non_finite_samples_spread_as_in_scipy(case, backend, device, rng):
         *to_device(device, torch.from_numpy(x), torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)),
         backend=backend,
     ).cpu().numpy()
-    if backend == "export" and len(a) > 1:
-        # An exported graph has no loop to fall back on: from the start of the
-        # sample's block (32 samples) on, every output is non-finite; before it, exact.
-        block_start = where // export_graph.BLOCK_LENGTH * export_graph.BLOCK_LENGTH
+    if spreads_through_blocks(backend, device) and len(a) > 1:
+        # No loop to fall back on: from the start of the sample's block (32 samples)
+        # on, every output is non-finite; before it, exact.
+        block_length = export_graph.BLOCK_LENGTH if backend == "export" else BLOCK_LENGTH
+        block_start = where // block_length * block_length
         assert not np.isfinite(y[:, block_start:]).any()
         np.testing.assert_allclose(y[:, :block_start], expected[:, :block_start], rtol=0, atol=1e-10)
         return
@@ -178,7 +187,7 @@ def test_a_nan_coefficient_spoils_only_its_filter_from_where_it_acts(backend, de
     x = torch.ones(1, 1, 50, dtype=torch.float64, device=device)
     y = lfilter_bank(x, a_coeffs=a, b_coeffs=b, backend=backend).cpu()
     assert torch.isfinite(y[0, 0]).all()
-    if backend == "export":  # no loop to fall back on: the whole filter is nan
+    if spreads_through_blocks(backend, device):  # no loop to fall back on: the whole filter is nan
         assert torch.isnan(y[0, 1]).all()
         return
     # a2 first acts on y[2] (through y[0]): y[0] and y[1] stay finite, as in scipy.
@@ -210,3 +219,28 @@ def test_unstable_filters_grow_as_in_scipy(backend, device):
     expected, _ = scipy_lfilter_rows(x, a, b)
     assert torch.isfinite(y).all()
     torch.testing.assert_close(y, expected, rtol=1e-9, atol=1e-9 * expected.abs().max().item())
+
+
+def test_the_block_algorithm_without_the_finiteness_check_spoils_whole_blocks(rng):
+    """What the block backend does on a GPU, where the check that would send non-finite
+    inputs to the loop is skipped: run here by calling the backend module directly."""
+    from multi_lfilter.backends import block
+
+    a, b = [1.0, -1.6, 0.8], [0.2, 0.1, 0.05]
+    x = rng.normal(size=(2, 200))
+    x[:, 70] = np.nan
+    y, _ = block.forward(torch.from_numpy(x), torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64), None)
+    expected = scipy.signal.lfilter(b, a, x, axis=-1)
+    block_start = 70 // BLOCK_LENGTH * BLOCK_LENGTH
+    assert not np.isfinite(y[:, block_start:].numpy()).any()
+    np.testing.assert_allclose(y[:, :block_start].numpy(), expected[:, :block_start], rtol=0, atol=1e-10)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("backend", ["block", "triton"])
+def test_a_zero_a0_on_a_gpu_gives_non_finite_outputs(backend):
+    """GPUs skip the value checks (a host-device sync each): no error, and the filter
+    with a zero a0 is non-finite; the others are untouched."""
+    a = torch.tensor([[1.0, -0.5, 0.2], [0.0, -0.5, 0.2]], dtype=torch.float64, device="cuda")
+    y = lfilter_bank(torch.ones(1, 1, 40, dtype=torch.float64, device="cuda"), a, a, backend=backend).cpu()
+    assert torch.isfinite(y[0, 0]).all() and not torch.isfinite(y[0, 1]).any()

@@ -243,3 +243,13 @@ def test_a_module_names_itself_not_its_coefficients_on_a_dtype_mismatch(bank_dty
     for bank in banks:
         with pytest.raises(TypeError, match=message):
             bank(torch.zeros(2, 10, dtype=input_dtype))
+
+
+def test_value_checks_run_for_cpu_tensors_only():
+    """Checks that read values (a zero a0, non-finite inputs for the block algorithm)
+    run on the CPU; on a GPU each would be a host-device sync (docs/errors.rst), and
+    meta tensors have no values (fake CUDA tensors: test_fake_cuda.py)."""
+    from multi_lfilter._validation import value_checks_allowed
+
+    assert value_checks_allowed(torch.zeros(1))
+    assert not value_checks_allowed(torch.zeros(1, device="meta"))

@@ -1,257 +1,621 @@
-"""Triton kernels for the ``"triton"`` backend: every chain marches through time with
-its state in registers.
+"""Triton kernels for the ``"triton"`` backend: one chain per thread, its state in registers.
 
 Imported only when the backend first runs (``import triton`` is slow, and Triton is
-optional). A *chain* is one row of the broadcast batch: one signal through one
-filter. A program takes ``BLOCK_CHAINS`` chains and walks through time in tiles of
-``TIME_TILE`` samples: each tile of inputs is loaded at once (every chain's samples
-are contiguous in memory, so a thread reads a run of them), the recurrence steps
-through the tile's columns, and the tile of outputs is stored at once. Arithmetic is
-float64 whatever the signal's dtype (as in every backend).
+optional). A *chain* is one row of the broadcast batch: one signal through one filter
+(or one cascade of ``SECTIONS`` filters of order ``ORDER``). A program holds
+``BLOCK`` chains in a 1-D block, so each thread owns one chain; its state, its
+coefficients and its gradient sums are tuples of ``(BLOCK,)`` float64 tensors, which
+the compiler keeps in registers: a time step is a few multiply-adds, with no
+reductions, shuffles or layout changes inside the time loop.
 
-Columns of a register tile are picked with ``where(column == t, tile, 0).sum()``
-with ``t`` a compile-time constant (the loop over a tile is unrolled), which the
-compiler folds into a register read. The state is an ``(BLOCK_CHAINS, ORDER_PAD)``
-tile, shifted by one slot per step the same way. With ``TRITON_INTERPRET=1`` the
-same kernels run on CPU tensors (how CI tests them).
+Signals are contiguous in time, so neighbouring chains sit ``T`` samples apart. Full
+tiles of ``TILE`` samples are loaded as ``(BLOCK, TILE)`` blocks (coalesced reads of
+every chain's run of samples) and split into per-thread columns with
+``tl.split``, which forces one thread to own a chain's whole row: the compiler moves
+the tile through shared memory once per tile, not once per step. Outputs are joined
+back the same way and stored as a block. The last partial tile runs one sample at a
+time.
 
-Every pointer argument is a base pointer plus per-chain element offsets (int64, one
-per chain, zero strides where the batch broadcasts), so a waveform shared by the
-filters is read in place.
+Batch layout: the broadcast batch has at most four dims, ``(n0, size1, size2, size3)``
+(leading dims of size 1 where there are fewer), and each tensor comes with its
+element stride along each of them (0 where it broadcasts), its time (or tap) step
+and, for cascades, its section step. Offsets are int64 everywhere, so tensors past
+2**31 elements are addressed correctly. Arithmetic is float64 whatever the signal's
+dtype, as in every backend. With ``TRITON_INTERPRET=1`` the same kernels run on CPU
+tensors (how CI tests them).
+
+Tuples of state are section-major: entry ``s * ORDER + k`` is slot ``k`` of section
+``s``; coefficients likewise with ``ORDER + 1`` taps (``b``) or ``ORDER`` feedback
+taps, stored negated (``na_k = -a_k``) so that every update is a multiply-add.
 """
 import triton
 import triton.language as tl
 
 
-@triton.jit
-def _column(tile, columns, t: tl.constexpr):
-    """Column ``t`` of a ``(chains, width)`` tile: ``(chains,)``."""
-    return tl.sum(tl.where(columns[None, :] == t, tile, 0.0), axis=1)
+# ---------------------------------------------------------------------------------
+# Indexing and loading
+# ---------------------------------------------------------------------------------
 
 
 @triton.jit
-def _shift_down(state, slots):
-    """``state[:, k + 1]`` into slot ``k`` (zero into the last)."""
-    moves = slots[None, None, :] == slots[None, :, None] + 1
-    return tl.sum(tl.where(moves, state[:, None, :], 0.0), axis=2)
+def _batch_index(chains, size1, size2, size3):
+    """Each chain's index along the four batch dims (row-major), int64."""
+    i3 = chains % size3
+    rest = chains // size3
+    i2 = rest % size2
+    rest = rest // size2
+    i1 = rest % size1
+    i0 = rest // size1
+    return i0, i1, i2, i3
 
 
 @triton.jit
-def _shift_up(state, slots):
-    """``state[:, k - 1]`` into slot ``k`` (zero into slot 0)."""
-    moves = slots[None, None, :] == slots[None, :, None] - 1
-    return tl.sum(tl.where(moves, state[:, None, :], 0.0), axis=2)
+def _offset(index, stride0, stride1, stride2, stride3):
+    """Element offset of each chain's row in a tensor with these batch strides."""
+    return index[0] * stride0 + index[1] * stride1 + index[2] * stride2 + index[3] * stride3
 
 
 @triton.jit
-def _load_coefficients(a_ptr, a_offsets, a_step, b_ptr, b_offsets, b_step, chains, live, slots, mask):
-    """``(b0, a_rest, b_rest)``: ``(chains,)`` and ``(chains, ORDER_PAD)`` with slot ``k``
-    holding the coefficients of lag ``k + 1`` (zero past the order)."""
-    a_base = tl.load(a_offsets + chains, mask=live, other=0)
-    b_base = tl.load(b_offsets + chains, mask=live, other=0)
-    b0 = tl.load(b_ptr + b_base, mask=live, other=0.0)
-    a_rest = tl.load(a_ptr + a_base[:, None] + (slots[None, :] + 1) * a_step, mask=mask, other=0.0)
-    b_rest = tl.load(b_ptr + b_base[:, None] + (slots[None, :] + 1) * b_step, mask=mask, other=0.0)
-    return b0, a_rest, b_rest
+def _load_taps(ptr, offset, step, section_step, live, SECTIONS: tl.constexpr, FIRST: tl.constexpr,
+               END: tl.constexpr, NEGATE: tl.constexpr):
+    """Taps ``FIRST .. END - 1`` of every section, as a flat float64 tuple."""
+    taps = ()
+    for s in tl.static_range(SECTIONS):
+        for k in tl.static_range(FIRST, END):
+            value = tl.load(ptr + offset + s * section_step + k * step, mask=live, other=0.0).to(tl.float64)
+            if NEGATE:
+                value = -value
+            taps = taps + (value,)
+    return taps
 
 
 @triton.jit
-def _load_rows(ptr, offsets, step, rows, live, slots, mask):
-    """Each chain's row (``offsets[rows]``, ``step`` apart) as a float64 ``(chains, ORDER_PAD)`` tile."""
-    base = tl.load(offsets + rows, mask=live, other=0)
-    return tl.load(ptr + base[:, None] + slots[None, :] * step, mask=mask, other=0.0).to(tl.float64)
+def _load_row(ptr, row, live, WIDTH: tl.constexpr):
+    """``WIDTH`` contiguous float64 values from each chain's ``row`` offset."""
+    values = ()
+    for j in tl.static_range(WIDTH):
+        values = values + (tl.load(ptr + row + j, mask=live, other=0.0).to(tl.float64),)
+    return values
 
 
 @triton.jit
-def lfilter_forward_kernel(
-    x_ptr, x_offsets, x_step,
-    a_ptr, a_offsets, a_step,
-    b_ptr, b_offsets, b_step,
-    zi_ptr, zi_offsets, zi_step,
-    y_ptr, zf_ptr,
-    n_chains, length, chunk_length,
-    ORDER: tl.constexpr, ORDER_PAD: tl.constexpr, HAS_ZI: tl.constexpr,
-    WRITE_Y: tl.constexpr, ZERO_INPUT: tl.constexpr,
-    BLOCK_CHAINS: tl.constexpr, TIME_TILE: tl.constexpr,
+def _store_row(ptr, row, values, live, WIDTH: tl.constexpr):
+    for j in tl.static_range(WIDTH):
+        tl.store(ptr + row + j, values[j].to(ptr.dtype.element_ty), mask=live)
+
+
+@triton.jit
+def _zeros(BLOCK: tl.constexpr, WIDTH: tl.constexpr):
+    values = ()
+    for _ in tl.static_range(WIDTH):
+        values = values + (tl.zeros([BLOCK], dtype=tl.float64),)
+    return values
+
+
+@triton.jit
+def _unit(unit, WIDTH: tl.constexpr):
+    """The state ``e_unit`` (one 1 in slot ``unit`` of each chain)."""
+    values = ()
+    for j in tl.static_range(WIDTH):
+        values = values + (tl.where(unit == j, 1.0, 0.0).to(tl.float64),)
+    return values
+
+
+@triton.jit
+def _add(left, right, WIDTH: tl.constexpr):
+    values = ()
+    for j in tl.static_range(WIDTH):
+        values = values + (left[j] + right[j],)
+    return values
+
+
+@triton.jit
+def _unstack(tile, WIDTH: tl.constexpr, BLOCK: tl.constexpr):
+    """The ``WIDTH`` columns of a ``(BLOCK, WIDTH)`` tile, as a tuple of ``(BLOCK,)``."""
+    if WIDTH == 1:
+        return (tl.reshape(tile, [BLOCK]),)
+    else:
+        halves = tl.permute(tl.reshape(tile, [BLOCK, 2, WIDTH // 2]), [0, 2, 1])
+        first, second = tl.split(halves)
+        return _unstack(first, WIDTH // 2, BLOCK) + _unstack(second, WIDTH // 2, BLOCK)
+
+
+@triton.jit
+def _stack(columns, START: tl.constexpr, WIDTH: tl.constexpr, BLOCK: tl.constexpr):
+    """Columns ``START .. START + WIDTH - 1`` of a tuple, as a ``(BLOCK, WIDTH)`` tile."""
+    if WIDTH == 1:
+        return tl.reshape(columns[START], [BLOCK, 1])
+    else:
+        first = _stack(columns, START, WIDTH // 2, BLOCK)
+        second = _stack(columns, START + WIDTH // 2, WIDTH // 2, BLOCK)
+        return tl.reshape(tl.permute(tl.join(first, second), [0, 2, 1]), [BLOCK, WIDTH])
+
+
+# ---------------------------------------------------------------------------------
+# One time step
+# ---------------------------------------------------------------------------------
+
+
+@triton.jit
+def _forward_step(x, state, b, na, SECTIONS: tl.constexpr, ORDER: tl.constexpr):
+    """One sample through every section, transposed direct form II (scipy's):
+    ``y = b0 x + z0``, ``z_k = z_(k+1) + b_(k+1) x - a_(k+1) y``. Returns
+    ``(y, state)``."""
+    new = ()
+    for s in tl.static_range(SECTIONS):
+        if ORDER == 0:
+            x = b[s] * x
+        else:
+            y = b[s * (ORDER + 1)] * x + state[s * ORDER]
+            for k in tl.static_range(ORDER - 1):
+                new = new + (state[s * ORDER + k + 1] + b[s * (ORDER + 1) + k + 1] * x + na[s * ORDER + k] * y,)
+            new = new + (b[s * (ORDER + 1) + ORDER] * x + na[s * ORDER + ORDER - 1] * y,)
+            x = y
+    return x, new
+
+
+@triton.jit
+def _section_adjoint(upstream, history, b, na, s: tl.constexpr, ORDER: tl.constexpr):
+    """Section ``s`` one step back in time. With ``h_k = g_v[n + 1 + k]`` (its
+    ``history``): ``g_v[n] = u[n] - sum_k a_(k+1) h_k`` and the gradient reaching the
+    section's input, ``sum_k b_k g_v[n + k]``. Returns ``(g_v, input gradient)``."""
+    grad_v = upstream
+    for k in tl.static_range(ORDER):
+        grad_v += na[s * ORDER + k] * history[s * ORDER + k]
+    grad_input = b[s * (ORDER + 1)] * grad_v
+    for k in tl.static_range(ORDER):
+        grad_input += b[s * (ORDER + 1) + k + 1] * history[s * ORDER + k]
+    return grad_v, grad_input
+
+
+@triton.jit
+def _shift_in(history, grad_v, s: tl.constexpr, SECTIONS: tl.constexpr, ORDER: tl.constexpr):
+    """Section ``s``'s history after one step back: ``(g_v, h_0, ..., h_(N-2))``; the
+    other sections' entries unchanged."""
+    new = ()
+    for r in tl.static_range(SECTIONS):
+        for k in tl.static_range(ORDER):
+            if r != s:
+                new = new + (history[r * ORDER + k],)
+            elif k == 0:
+                new = new + (grad_v,)
+            else:
+                new = new + (history[r * ORDER + k - 1],)
+    return new
+
+
+@triton.jit
+def _adjoint_step(upstream, history, b, na, SECTIONS: tl.constexpr, ORDER: tl.constexpr):
+    """One sample back through every section, last to first (the gradient reaching a
+    section's input is the upstream gradient of the one before). Returns
+    ``(gradient reaching the cascade's input, history)``."""
+    for r in tl.static_range(SECTIONS):
+        grad_v, upstream = _section_adjoint(upstream, history, b, na, SECTIONS - 1 - r, ORDER)
+        history = _shift_in(history, grad_v, SECTIONS - 1 - r, SECTIONS, ORDER)
+    return upstream, history
+
+
+@triton.jit
+def _adjoint_sample(upstream, history, grad_b, grad_a, sample, output, b, na, SECTIONS: tl.constexpr,
+                    ORDER: tl.constexpr, NEED_A: tl.constexpr, NEED_B: tl.constexpr):
+    """One sample back: through every section, and for a single filter its
+    coefficient gradients' sums from the sample's input and output. Returns
+    ``(gradient reaching the input, history, grad_b, grad_a)``."""
+    if SECTIONS == 1:
+        grad_v, grad_input = _section_adjoint(upstream, history, b, na, 0, ORDER)
+        grad_b, grad_a = _accumulate(grad_b, grad_a, grad_v, history, sample, output, 0, ORDER, NEED_A, NEED_B)
+        history = _shift_in(history, grad_v, 0, 1, ORDER)
+    else:
+        grad_input, history = _adjoint_step(upstream, history, b, na, SECTIONS, ORDER)
+    return grad_input, history, grad_b, grad_a
+
+
+@triton.jit
+def _accumulate(grad_b, grad_a, grad_v, history, sample, output, s: tl.constexpr, ORDER: tl.constexpr,
+                NEED_A: tl.constexpr, NEED_B: tl.constexpr):
+    """The coefficient gradients' sums for one step of one section (``grad_a`` holds
+    ``+sum h_k y``: negated once at the end): ``db_0 += g_v x``,
+    ``db_(k+1) += h_k x``, ``da_(k+1) -= h_k y``."""
+    if NEED_B:
+        new_b = ()
+        new_b = new_b + (grad_b[0] + grad_v * sample,)
+        for k in tl.static_range(ORDER):
+            new_b = new_b + (grad_b[k + 1] + history[s * ORDER + k] * sample,)
+        grad_b = new_b
+    if NEED_A:
+        new_a = ()
+        for k in tl.static_range(ORDER):
+            new_a = new_a + (grad_a[k] + history[s * ORDER + k] * output,)
+        grad_a = new_a
+    return grad_b, grad_a
+
+
+# ---------------------------------------------------------------------------------
+# Kernels
+# ---------------------------------------------------------------------------------
+
+
+@triton.jit
+def _initial_state(user_ptr, user_offset, user_step, user_section_step, entering_ptr, rows, live, chunk,
+                   user_chunk, lanes, BLOCK: tl.constexpr, SECTIONS: tl.constexpr, ORDER: tl.constexpr,
+                   HAS_USER: tl.constexpr, HAS_ENTERING: tl.constexpr, UNIT_STATES: tl.constexpr):
+    """The state a chunk starts from: a unit state (``UNIT_STATES``: ``e_(lane % DIM)``),
+    else the user's state (``zi`` or ``grad_zf``, broadcast) in chunk ``user_chunk``
+    and the carried state (``entering`` rows) in the others; zero where neither is
+    given."""
+    DIM: tl.constexpr = SECTIONS * ORDER
+    if UNIT_STATES:
+        return _unit(lanes % DIM, DIM)
+    if HAS_ENTERING:
+        state = _load_row(entering_ptr, rows * DIM, live & (chunk != user_chunk), DIM)
+    else:
+        state = _zeros(BLOCK, DIM)
+    if HAS_USER:
+        user = _load_taps(user_ptr, user_offset, user_step, user_section_step, live & (chunk == user_chunk),
+                          SECTIONS, 0, ORDER, False)
+        state = _add(state, user, DIM)
+    return state
+
+
+@triton.jit
+def forward_kernel(
+    x_ptr, a_ptr, b_ptr, zi_ptr, entering_ptr, y_ptr, finals_ptr, checkpoints_ptr,
+    size1, size2, size3,
+    x_stride0, x_stride1, x_stride2, x_stride3, x_step,
+    a_stride0, a_stride1, a_stride2, a_stride3, a_step, a_section_step,
+    b_stride0, b_stride1, b_stride2, b_stride3, b_step, b_section_step,
+    zi_stride0, zi_stride1, zi_stride2, zi_stride3, zi_step, zi_section_step,
+    n_lanes, length, chunk_length,
+    SECTIONS: tl.constexpr, ORDER: tl.constexpr, HAS_ZI: tl.constexpr, HAS_ENTERING: tl.constexpr,
+    UNIT_STATES: tl.constexpr, WRITE_Y: tl.constexpr, CHECKPOINT: tl.constexpr,
+    BLOCK: tl.constexpr, TILE: tl.constexpr,
 ):
-    """Transposed direct form II, scipy's: ``y = b0 x + z0``,
-    ``z_k = z_(k+1) + b_(k+1) x - a_(k+1) y``, over samples
-    ``c * chunk_length .. (c + 1) * chunk_length - 1`` for chunk ``c = program_id(1)``.
+    """The filter (or cascade) over samples ``c L .. (c + 1) L - 1`` of every chain, for
+    chunk ``c = program_id(1)`` and ``L = chunk_length``.
 
-    The state starts from ``zi`` (chunk ``c`` of chain ``i`` reads its row at offset
-    ``zi_offsets[c * n_chains + i]``) or from zero; the final state of chunk ``c`` goes
-    to row ``c * n_chains + i`` of ``zf`` (contiguous, ``ORDER`` wide). ``y`` is
-    ``(n_chains, T)`` contiguous, written where ``WRITE_Y``; ``ZERO_INPUT`` reads no
-    ``x`` (a zero signal). Coefficients are float64, normalised."""
-    chunk = tl.program_id(1)
-    chains = tl.program_id(0) * BLOCK_CHAINS + tl.arange(0, BLOCK_CHAINS)
-    live = chains < n_chains
-    slots = tl.arange(0, ORDER_PAD)
-    in_order = slots < ORDER
-    columns = tl.arange(0, TIME_TILE)
+    Chunk 0 starts from ``zi`` (broadcast over the batch) or zero, the others from
+    their ``entering`` row (``(chunks, lanes, DIM)`` float64, ``DIM = SECTIONS *
+    ORDER``) or zero. The state after the chunk goes to row ``c * n_lanes + lane`` of
+    ``finals`` (same layout). ``y`` is ``(chains, T)`` contiguous, written where
+    ``WRITE_Y``. ``UNIT_STATES``: lane ``i`` runs chain ``i // DIM`` from the unit
+    state ``e_(i % DIM)`` with no input (the chunk's transition). ``CHECKPOINT > 0``
+    (a multiple of ``TILE``): the state at every ``CHECKPOINT``-th sample of the chunk
+    goes to ``checkpoints``, laid out ``(segment, DIM, rows)`` (what the cascade
+    adjoint recomputes from).
+    """
+    DIM: tl.constexpr = SECTIONS * ORDER
+    chunk = tl.program_id(1).to(tl.int64)
+    lanes = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    live = lanes < n_lanes
+    if UNIT_STATES:
+        chains = lanes // DIM
+    else:
+        chains = lanes
+    index = _batch_index(chains, size1, size2, size3)
+    b = _load_taps(b_ptr, _offset(index, b_stride0, b_stride1, b_stride2, b_stride3), b_step, b_section_step,
+                   live, SECTIONS, 0, ORDER + 1, False)
+    na = _load_taps(a_ptr, _offset(index, a_stride0, a_stride1, a_stride2, a_stride3), a_step, a_section_step,
+                    live, SECTIONS, 1, ORDER + 1, True)
+    rows = chunk * n_lanes + lanes
+    state = _initial_state(zi_ptr, _offset(index, zi_stride0, zi_stride1, zi_stride2, zi_stride3), zi_step,
+                           zi_section_step, entering_ptr, rows, live, chunk, 0, lanes, BLOCK, SECTIONS, ORDER,
+                           HAS_ZI, HAS_ENTERING, UNIT_STATES)
     first = chunk * chunk_length
     end = tl.minimum(first + chunk_length, length)
-    rows = chunk * n_chains + chains  # this chunk's rows of zi and zf
+    n_rows = tl.num_programs(1).to(tl.int64) * n_lanes
+    x_row = x_ptr + _offset(index, x_stride0, x_stride1, x_stride2, x_stride3)
+    y_row = y_ptr + chains * length
+    columns = tl.arange(0, TILE)
 
-    coefficient_mask = live[:, None] & in_order[None, :]
-    b0, a_rest, b_rest = _load_coefficients(
-        a_ptr, a_offsets, a_step, b_ptr, b_offsets, b_step, chains, live, slots, coefficient_mask
-    )
-    if HAS_ZI:
-        state = _load_rows(zi_ptr, zi_offsets, zi_step, rows, live, slots, coefficient_mask)
-    else:
-        state = tl.zeros([BLOCK_CHAINS, ORDER_PAD], dtype=tl.float64)
-    if not ZERO_INPUT:
-        x_base = tl.load(x_offsets + chains, mask=live, other=0)
-
-    for start in range(first, end, TIME_TILE):
-        times = start + columns
-        tile_mask = live[:, None] & (times[None, :] < end)
-        if ZERO_INPUT:
-            inputs = tl.zeros([BLOCK_CHAINS, TIME_TILE], dtype=tl.float64)
-        else:
-            inputs = tl.load(x_ptr + x_base[:, None] + times[None, :] * x_step, mask=tile_mask, other=0.0)
-            inputs = inputs.to(tl.float64)
-        outputs = tl.zeros([BLOCK_CHAINS, TIME_TILE], dtype=tl.float64)
-        for t in tl.static_range(TIME_TILE):
-            sample = _column(inputs, columns, t)
-            output = b0 * sample + _column(state, slots, 0)
-            advanced = _shift_down(state, slots) + b_rest * sample[:, None] - a_rest * output[:, None]
-            # Past the end the state must stay as it is (the last tile may be partial).
-            state = tl.where(start + t < end, advanced, state)
-            outputs = tl.where(columns[None, :] == t, output[:, None], outputs)
-        if WRITE_Y:
-            tl.store(y_ptr + chains[:, None] * length + times[None, :], outputs.to(y_ptr.dtype.element_ty), mask=tile_mask)
-    tl.store(zf_ptr + rows[:, None] * ORDER + slots[None, :], state.to(zf_ptr.dtype.element_ty), mask=coefficient_mask)
-
-
-@triton.jit
-def state_carry_kernel(
-    first_ptr, local_ptr, transition_ptr, entering_ptr,
-    n_chains, n_chunks,
-    ORDER: tl.constexpr, ORDER_PAD: tl.constexpr, BLOCK_CHAINS: tl.constexpr,
-):
-    """The state entering every chunk: ``E[0] = first``, ``E[c + 1] = E[c] M + s[c]``,
-    with ``s[c]`` chunk ``c``'s final state from zero (``local``, ``(n_chunks, n_chains,
-    ORDER)``) and ``M`` the state after one chunk from each unit state with no input
-    (``transition``, ``(n_chains, ORDER, ORDER)``, row ``j`` from ``e_j``). Sequential
-    in chunks, the same ``M`` each time: no powers of it, which would move the poles.
-    All float64, contiguous; ``entering`` is ``(n_chunks, n_chains, ORDER)``."""
-    chains = tl.program_id(0) * BLOCK_CHAINS + tl.arange(0, BLOCK_CHAINS)
-    live = chains < n_chains
-    slots = tl.arange(0, ORDER_PAD)
-    mask = live[:, None] & (slots[None, :] < ORDER)
-    square_mask = mask[:, :, None] & (slots[None, None, :] < ORDER)
-    transition = tl.load(
-        transition_ptr + chains[:, None, None] * ORDER * ORDER + slots[None, :, None] * ORDER + slots[None, None, :],
-        mask=square_mask, other=0.0,
-    )
-    state = tl.load(first_ptr + chains[:, None] * ORDER + slots[None, :], mask=mask, other=0.0)
-    tl.store(entering_ptr + chains[:, None] * ORDER + slots[None, :], state, mask=mask)
-    for chunk in range(0, n_chunks - 1):
-        rows = chunk * n_chains + chains
-        local = tl.load(local_ptr + rows[:, None] * ORDER + slots[None, :], mask=mask, other=0.0)
-        state = tl.sum(state[:, :, None] * transition, axis=1) + local
-        tl.store(entering_ptr + (rows + n_chains)[:, None] * ORDER + slots[None, :], state, mask=mask)
-
-
-@triton.jit
-def lfilter_adjoint_kernel(
-    g_ptr, g_offsets, g_step,
-    x_ptr, x_offsets, x_step,
-    y_ptr,
-    a_ptr, a_offsets, a_step,
-    b_ptr, b_offsets, b_step,
-    gzf_ptr, gzf_offsets, gzf_step,
-    gx_ptr, ga_ptr, gb_ptr, gzi_ptr,
-    n_chains, length, chunk_length, chunk_offset,
-    ORDER: tl.constexpr, ORDER_PAD: tl.constexpr, HAS_GZF: tl.constexpr, ZERO_INPUT: tl.constexpr,
-    NEED_X: tl.constexpr, NEED_A: tl.constexpr, NEED_B: tl.constexpr,
-    BLOCK_CHAINS: tl.constexpr, TIME_TILE: tl.constexpr,
-):
-    """The adjoint, fused: backwards in time ``g_v[n] = g[n] - sum_k a_k g_v[n + k]``
-    (continued beyond the end by ``grad_zf``), and from it in the same pass, per
-    chain, ``dL/dx[n] = sum_k b_k g_v[n + k]`` (``gx``, ``(n_chains, T)``),
-    ``dL/db_j = sum_n g_v[n + j] x[n]`` and ``dL/da_j = -sum_n g_v[n + j] y[n]``
-    (``gb``, ``ga``: ``ORDER + 1`` wide, float64) and ``dL/dzi = g_v[:N]`` (``gzi``,
-    ``ORDER`` wide, float64). ``history[:, k]`` is ``g_v[n + 1 + k]``.
-
-    Over samples ``c L - offset .. (c + 1) L - offset - 1`` (cut at 0 and ``T``) for
-    chunk ``c = program_id(1)``, ``L = chunk_length``: the history starts from
-    ``gzf`` (row ``c * n_chains + i`` at ``gzf_offsets``) or from zero, and ``ga``,
-    ``gb`` and the history after the chunk (``gzi``) go to row ``c * n_chains + i``.
-    ``ZERO_INPUT`` reads no ``g`` (a zero upstream gradient)."""
-    chunk = tl.program_id(1)
-    chains = tl.program_id(0) * BLOCK_CHAINS + tl.arange(0, BLOCK_CHAINS)
-    live = chains < n_chains
-    slots = tl.arange(0, ORDER_PAD)
-    in_order = slots < ORDER
-    columns = tl.arange(0, TIME_TILE)
-    coefficient_mask = live[:, None] & in_order[None, :]
-    first = tl.maximum(chunk * chunk_length - chunk_offset, 0)
-    end = tl.minimum((chunk + 1) * chunk_length - chunk_offset, length)
-    rows = chunk * n_chains + chains
-
-    b0, a_rest, b_rest = _load_coefficients(
-        a_ptr, a_offsets, a_step, b_ptr, b_offsets, b_step, chains, live, slots, coefficient_mask
-    )
-    if HAS_GZF:
-        history = _load_rows(gzf_ptr, gzf_offsets, gzf_step, rows, live, slots, coefficient_mask)
-    else:
-        history = tl.zeros([BLOCK_CHAINS, ORDER_PAD], dtype=tl.float64)
-    if not ZERO_INPUT:
-        g_base = tl.load(g_offsets + chains, mask=live, other=0)
-    if NEED_B:
-        x_base = tl.load(x_offsets + chains, mask=live, other=0)
-    grad_b0 = tl.zeros([BLOCK_CHAINS], dtype=tl.float64)
-    grad_b_rest = tl.zeros([BLOCK_CHAINS, ORDER_PAD], dtype=tl.float64)
-    grad_a_rest = tl.zeros([BLOCK_CHAINS, ORDER_PAD], dtype=tl.float64)
-
-    n_tiles = tl.cdiv(end - first, TIME_TILE)
+    n_tiles = (end - first) // TILE
     for tile in range(0, n_tiles):
-        # Tiles from the end of the chunk; the last one may start before it.
-        start = end - (tile + 1) * TIME_TILE
-        times = start + columns
-        tile_mask = live[:, None] & (times[None, :] >= first)
-        if ZERO_INPUT:
-            upstream = tl.zeros([BLOCK_CHAINS, TIME_TILE], dtype=tl.float64)
+        start = first + tile * TILE
+        if CHECKPOINT > 0:
+            if (tile * TILE) % CHECKPOINT == 0:
+                _store_checkpoint(checkpoints_ptr, state, (tile * TILE) // CHECKPOINT, rows, n_rows, live, DIM)
+        if UNIT_STATES:
+            samples = _zeros(BLOCK, TILE)
         else:
-            upstream = tl.load(g_ptr + g_base[:, None] + times[None, :] * g_step, mask=tile_mask, other=0.0)
-            upstream = upstream.to(tl.float64)
-        if NEED_B:
-            inputs = tl.load(x_ptr + x_base[:, None] + times[None, :] * x_step, mask=tile_mask, other=0.0)
-            inputs = inputs.to(tl.float64)
-        if NEED_A:
-            outputs = tl.load(y_ptr + chains[:, None] * length + times[None, :], mask=tile_mask, other=0.0)
-            outputs = outputs.to(tl.float64)
-        if NEED_X:
-            grad_inputs = tl.zeros([BLOCK_CHAINS, TIME_TILE], dtype=tl.float64)
-        for step in tl.static_range(TIME_TILE):
-            t = TIME_TILE - 1 - step
-            valid = start + t >= first
-            grad_v = _column(upstream, columns, t) - tl.sum(a_rest * history, axis=1)
-            if NEED_X:
-                grad_input = b0 * grad_v + tl.sum(b_rest * history, axis=1)
-                grad_inputs = tl.where(columns[None, :] == t, grad_input[:, None], grad_inputs)
-            if NEED_B:
-                sample = _column(inputs, columns, t)
-                grad_b0 += tl.where(valid, grad_v * sample, 0.0)
-                grad_b_rest += tl.where(valid, history * sample[:, None], 0.0)
-            if NEED_A:
-                output = _column(outputs, columns, t)
-                grad_a_rest -= tl.where(valid, history * output[:, None], 0.0)
-            advanced = tl.where(slots[None, :] == 0, grad_v[:, None], _shift_up(history, slots))
-            history = tl.where(valid, tl.where(in_order[None, :], advanced, 0.0), history)
-        if NEED_X:
-            tl.store(gx_ptr + chains[:, None] * length + times[None, :], grad_inputs.to(gx_ptr.dtype.element_ty), mask=tile_mask)
+            times = (start + columns).to(tl.int64) * x_step
+            block = tl.load(x_row[:, None] + times[None, :], mask=live[:, None], other=0.0)
+            samples = _unstack(block.to(tl.float64), TILE, BLOCK)
+        outputs = ()
+        for t in tl.static_range(TILE):
+            output, state = _forward_step(samples[t], state, b, na, SECTIONS, ORDER)
+            outputs = outputs + (output,)
+        if WRITE_Y:
+            block = _stack(outputs, 0, TILE, BLOCK).to(y_ptr.dtype.element_ty)
+            tl.store(y_row[:, None] + (start + columns)[None, :], block, mask=live[:, None])
+    for time in range(first + n_tiles * TILE, end):
+        if CHECKPOINT > 0:
+            if (time - first) % CHECKPOINT == 0:
+                _store_checkpoint(checkpoints_ptr, state, (time - first) // CHECKPOINT, rows, n_rows, live, DIM)
+        if UNIT_STATES:
+            sample = tl.zeros([BLOCK], dtype=tl.float64)
+        else:
+            sample = tl.load(x_row + tl.cast(time, tl.int64) * x_step, mask=live, other=0.0).to(tl.float64)
+        output, state = _forward_step(sample, state, b, na, SECTIONS, ORDER)
+        if WRITE_Y:
+            tl.store(y_row + time, output.to(y_ptr.dtype.element_ty), mask=live)
+    _store_row(finals_ptr, rows * DIM, state, live, DIM)
 
-    width = ORDER + 1
+
+@triton.jit
+def _store_checkpoint(ptr, state, segment, rows, n_rows, live, DIM: tl.constexpr):
+    """A state into ``(segment, DIM, n_rows)`` (rows fastest: coalesced)."""
+    for j in tl.static_range(DIM):
+        tl.store(ptr + tl.cast(segment * DIM + j, tl.int64) * n_rows + rows, state[j], mask=live)
+
+
+@triton.jit
+def carry_kernel(
+    local_ptr, transition_ptr, entering_ptr,
+    n_chains, n_chunks,
+    DIM: tl.constexpr, REVERSE: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """The state entering every chunk from the ones before it (after it, ``REVERSE``):
+    ``E[0] = 0``, ``E[c + 1] = E[c] M + s[c]`` in the order of the chunks, with
+    ``s[c]`` chunk ``c``'s final state from its start (``local``, ``(chunks, chains,
+    DIM)``, the user's state already in the boundary chunk's) and ``M`` the chain's
+    state after one whole chunk from each unit state with no input (``transition``,
+    ``(chains, DIM, DIM)``, row ``j`` from ``e_j``). Sequential in chunks, with the
+    same ``M`` each time: no powers of it, which would move the poles. All float64,
+    contiguous; ``entering`` is ``(chunks, chains, DIM)``."""
+    chains = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    live = chains < n_chains
+    state = _zeros(BLOCK, DIM)
+    for step in range(0, n_chunks):
+        chunk = step
+        if REVERSE:
+            chunk = n_chunks - 1 - step
+        rows = chunk * n_chains + chains
+        _store_row(entering_ptr, rows * DIM, state, live, DIM)
+        local = _load_row(local_ptr, rows * DIM, live, DIM)
+        new = ()
+        for j in tl.static_range(DIM):
+            total = local[j]
+            for i in tl.static_range(DIM):
+                total += state[i] * tl.load(transition_ptr + (chains * DIM + i) * DIM + j, mask=live, other=0.0)
+            new = new + (total,)
+        state = new
+
+
+@triton.jit
+def adjoint_kernel(
+    g_ptr, x_ptr, y_ptr, a_ptr, b_ptr, gzf_ptr, entering_ptr,
+    gx_ptr, ga_ptr, gb_ptr, history_ptr,
+    size1, size2, size3,
+    g_stride0, g_stride1, g_stride2, g_stride3, g_step,
+    x_stride0, x_stride1, x_stride2, x_stride3, x_step,
+    a_stride0, a_stride1, a_stride2, a_stride3, a_step, a_section_step,
+    b_stride0, b_stride1, b_stride2, b_stride3, b_step, b_section_step,
+    gzf_stride0, gzf_stride1, gzf_stride2, gzf_stride3, gzf_step, gzf_section_step,
+    n_lanes, length, chunk_length,
+    SECTIONS: tl.constexpr, ORDER: tl.constexpr, HAS_GZF: tl.constexpr, HAS_ENTERING: tl.constexpr,
+    UNIT_STATES: tl.constexpr, NEED_X: tl.constexpr, NEED_A: tl.constexpr, NEED_B: tl.constexpr,
+    BLOCK: tl.constexpr, TILE: tl.constexpr,
+):
+    """The adjoint, fused: one step back in time per sample through every section,
+    ``g_v[n] = g[n] - sum_k a_k g_v[n + k]`` (continued past the end by ``grad_zf``)
+    and ``dL/dx[n] = sum_k b_k g_v[n + k]`` (``gx``, ``(chains, T)`` contiguous); for
+    a single filter (``SECTIONS == 1``) in the same pass ``dL/db_j += g_v[n + j] x[n]``
+    and ``dL/da_j -= g_v[n + j] y[n]`` (``gb``, ``ga``: rows of ``ORDER + 1``
+    float64). ``history`` gets the history after the chunk, ``g_v[first ..]`` (at the
+    signal's start, ``dL/dzi``).
+
+    Over samples ``c L .. (c + 1) L - 1`` for chunk ``c = program_id(1)``, the last
+    chunk continued by ``grad_zf`` (``gzf``, broadcast), the others by their
+    ``entering`` row, or zero; per-chunk outputs go to row ``c * n_lanes + lane``.
+    ``UNIT_STATES``: lane ``i`` carries the unit history ``e_(i % DIM)`` of chain
+    ``i // DIM`` with no upstream gradient (the chunk's transition). Tiles are aligned
+    to the chunk's start; the partial one, at its end, runs first.
+    """
+    DIM: tl.constexpr = SECTIONS * ORDER
+    chunk = tl.program_id(1).to(tl.int64)
+    lanes = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    live = lanes < n_lanes
+    if UNIT_STATES:
+        chains = lanes // DIM
+    else:
+        chains = lanes
+    index = _batch_index(chains, size1, size2, size3)
+    b = _load_taps(b_ptr, _offset(index, b_stride0, b_stride1, b_stride2, b_stride3), b_step, b_section_step,
+                   live, SECTIONS, 0, ORDER + 1, False)
+    na = _load_taps(a_ptr, _offset(index, a_stride0, a_stride1, a_stride2, a_stride3), a_step, a_section_step,
+                    live, SECTIONS, 1, ORDER + 1, True)
+    rows = chunk * n_lanes + lanes
+    history = _initial_state(gzf_ptr, _offset(index, gzf_stride0, gzf_stride1, gzf_stride2, gzf_stride3), gzf_step,
+                             gzf_section_step, entering_ptr, rows, live, chunk, tl.num_programs(1) - 1, lanes,
+                             BLOCK, SECTIONS, ORDER, HAS_GZF, HAS_ENTERING, UNIT_STATES)
+    first = chunk * chunk_length
+    end = tl.minimum(first + chunk_length, length)
+    g_row = g_ptr + _offset(index, g_stride0, g_stride1, g_stride2, g_stride3)
+    x_row = x_ptr + _offset(index, x_stride0, x_stride1, x_stride2, x_stride3)
+    own_row = chains * length  # of y and gx
+    grad_b = _zeros(BLOCK, ORDER + 1)
+    grad_a = _zeros(BLOCK, ORDER)
+    columns = tl.arange(0, TILE)
+    n_tiles = (end - first) // TILE
+    tail = first + n_tiles * TILE
+
+    for step in range(0, end - tail):
+        time = end - 1 - step
+        if UNIT_STATES:
+            upstream = tl.zeros([BLOCK], dtype=tl.float64)
+        else:
+            upstream = tl.load(g_row + tl.cast(time, tl.int64) * g_step, mask=live, other=0.0).to(tl.float64)
+        sample = tl.zeros([BLOCK], dtype=tl.float64)
+        output = tl.zeros([BLOCK], dtype=tl.float64)
+        if NEED_B:
+            sample = tl.load(x_row + tl.cast(time, tl.int64) * x_step, mask=live, other=0.0).to(tl.float64)
+        if NEED_A:
+            output = tl.load(y_ptr + own_row + time, mask=live, other=0.0).to(tl.float64)
+        grad_input, history, grad_b, grad_a = _adjoint_sample(
+            upstream, history, grad_b, grad_a, sample, output, b, na, SECTIONS, ORDER, NEED_A, NEED_B
+        )
+        if NEED_X:
+            tl.store(gx_ptr + own_row + time, grad_input.to(gx_ptr.dtype.element_ty), mask=live)
+
+    for reversed_tile in range(0, n_tiles):
+        start = first + (n_tiles - 1 - reversed_tile) * TILE
+        times = start + columns
+        if UNIT_STATES:
+            upstreams = _zeros(BLOCK, TILE)
+        else:
+            block = tl.load(g_row[:, None] + times.to(tl.int64)[None, :] * g_step, mask=live[:, None], other=0.0)
+            upstreams = _unstack(block.to(tl.float64), TILE, BLOCK)
+        samples = _zeros(BLOCK, TILE)
+        outputs = _zeros(BLOCK, TILE)
+        if NEED_B:
+            block = tl.load(x_row[:, None] + times.to(tl.int64)[None, :] * x_step, mask=live[:, None], other=0.0)
+            samples = _unstack(block.to(tl.float64), TILE, BLOCK)
+        if NEED_A:
+            block = tl.load(y_ptr + own_row[:, None] + times[None, :], mask=live[:, None], other=0.0)
+            outputs = _unstack(block.to(tl.float64), TILE, BLOCK)
+        grad_inputs = ()
+        for back in tl.static_range(TILE):
+            grad_input, history, grad_b, grad_a = _adjoint_sample(
+                upstreams[TILE - 1 - back], history, grad_b, grad_a, samples[TILE - 1 - back],
+                outputs[TILE - 1 - back], b, na, SECTIONS, ORDER, NEED_A, NEED_B
+            )
+            grad_inputs = (grad_input,) + grad_inputs
+        if NEED_X:
+            block = _stack(grad_inputs, 0, TILE, BLOCK).to(gx_ptr.dtype.element_ty)
+            tl.store(gx_ptr + own_row[:, None] + times[None, :], block, mask=live[:, None])
+
     if NEED_B:
-        tl.store(gb_ptr + rows * width, grad_b0, mask=live)
-        tl.store(gb_ptr + rows[:, None] * width + slots[None, :] + 1, grad_b_rest, mask=coefficient_mask)
+        _store_row(gb_ptr, rows * (ORDER + 1), grad_b, live, ORDER + 1)
     if NEED_A:
-        tl.store(ga_ptr + rows * width, tl.zeros([BLOCK_CHAINS], dtype=tl.float64), mask=live)
-        tl.store(ga_ptr + rows[:, None] * width + slots[None, :] + 1, grad_a_rest, mask=coefficient_mask)
-    # After the chunk's first sample the history is g_v[first .. first + N - 1] (what
-    # follows the chunk where it is shorter than N): at the signal's start, dL/dzi.
-    tl.store(gzi_ptr + rows[:, None] * ORDER + slots[None, :], history, mask=coefficient_mask)
+        tl.store(ga_ptr + rows * (ORDER + 1), tl.zeros([BLOCK], dtype=tl.float64), mask=live)
+        for k in tl.static_range(ORDER):
+            tl.store(ga_ptr + rows * (ORDER + 1) + k + 1, -grad_a[k], mask=live)
+    _store_row(history_ptr, rows * DIM, history, live, DIM)
+
+
+@triton.jit
+def cascade_adjoint_kernel(
+    g_ptr, x_ptr, a_ptr, b_ptr, gzf_ptr, entering_ptr, checkpoints_ptr, signals_ptr, upstream_ptr,
+    gx_ptr, ga_ptr, gb_ptr, history_ptr,
+    size1, size2, size3,
+    g_stride0, g_stride1, g_stride2, g_stride3, g_step,
+    x_stride0, x_stride1, x_stride2, x_stride3, x_step,
+    a_stride0, a_stride1, a_stride2, a_stride3, a_step, a_section_step,
+    b_stride0, b_stride1, b_stride2, b_stride3, b_step, b_section_step,
+    gzf_stride0, gzf_stride1, gzf_stride2, gzf_stride3, gzf_step, gzf_section_step,
+    n_chains, length, chunk_length,
+    SECTIONS: tl.constexpr, ORDER: tl.constexpr, HAS_GZF: tl.constexpr, HAS_ENTERING: tl.constexpr,
+    NEED_X: tl.constexpr, NEED_A: tl.constexpr, NEED_B: tl.constexpr,
+    BLOCK: tl.constexpr, SEGMENT: tl.constexpr,
+):
+    """The adjoint of a cascade with its coefficient gradients, in one backward pass
+    that keeps no intermediate signal of the whole length.
+
+    The chunk (as in ``adjoint_kernel``) is walked back in segments of ``SEGMENT``
+    samples. Each segment is first recomputed forward from its checkpoint (the
+    cascade's state at the segment's start, ``checkpoints``, ``(segment, DIM,
+    rows)``, written by ``forward_kernel``), keeping every section's output in
+    ``signals`` (``(SECTIONS, SEGMENT, rows)`` float64 scratch, rows fastest); then
+    the sections run backwards over the segment, last to first, each passing the
+    gradient reaching its input to the one before through ``upstream``
+    (``(SEGMENT, rows)`` scratch) and adding its coefficient gradients into its own
+    part of ``ga`` and ``gb`` (``(rows, SECTIONS, ORDER + 1)`` float64, zeroed by the
+    caller). The first section writes the waveform's gradient (``gx``).
+    """
+    DIM: tl.constexpr = SECTIONS * ORDER
+    chunk = tl.program_id(1).to(tl.int64)
+    chains = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    live = chains < n_chains
+    index = _batch_index(chains, size1, size2, size3)
+    b = _load_taps(b_ptr, _offset(index, b_stride0, b_stride1, b_stride2, b_stride3), b_step, b_section_step,
+                   live, SECTIONS, 0, ORDER + 1, False)
+    na = _load_taps(a_ptr, _offset(index, a_stride0, a_stride1, a_stride2, a_stride3), a_step, a_section_step,
+                    live, SECTIONS, 1, ORDER + 1, True)
+    rows = chunk * n_chains + chains
+    n_rows = tl.num_programs(1).to(tl.int64) * n_chains
+    history = _initial_state(gzf_ptr, _offset(index, gzf_stride0, gzf_stride1, gzf_stride2, gzf_stride3), gzf_step,
+                             gzf_section_step, entering_ptr, rows, live, chunk, tl.num_programs(1) - 1, chains,
+                             BLOCK, SECTIONS, ORDER, HAS_GZF, HAS_ENTERING, False)
+    first = chunk * chunk_length
+    end = tl.minimum(first + chunk_length, length)
+    g_row = g_ptr + _offset(index, g_stride0, g_stride1, g_stride2, g_stride3)
+    x_row = x_ptr + _offset(index, x_stride0, x_stride1, x_stride2, x_stride3)
+    n_segments = tl.cdiv(end - first, SEGMENT)
+
+    for reversed_segment in range(0, n_segments):
+        segment = n_segments - 1 - reversed_segment
+        start = first + segment * SEGMENT
+        stop = tl.minimum(start + SEGMENT, end)
+        # Forward from the checkpoint: every section's output over the segment.
+        state = ()
+        for j in tl.static_range(DIM):
+            state = state + (tl.load(checkpoints_ptr + tl.cast(segment * DIM + j, tl.int64) * n_rows + rows,
+                                     mask=live, other=0.0),)
+        for time in range(start, stop):
+            signal = tl.load(x_row + tl.cast(time, tl.int64) * x_step, mask=live, other=0.0).to(tl.float64)
+            new = ()
+            for s in tl.static_range(SECTIONS):
+                signal, section_state = _forward_step(signal, _section(state, s, ORDER), _section(b, s, ORDER + 1),
+                                                      _section(na, s, ORDER), 1, ORDER)
+                new = new + section_state
+                tl.store(signals_ptr + tl.cast(s * SEGMENT + time - start, tl.int64) * n_rows + rows, signal, mask=live)
+            state = new
+        # Back through the sections, last to first.
+        for r in tl.static_range(SECTIONS):
+            history = _section_backward(
+                g_row, g_step, x_row, x_step, signals_ptr, upstream_ptr, gx_ptr, ga_ptr, gb_ptr, history, b, na,
+                chains, rows, n_rows, live, length, start, stop, SECTIONS - 1 - r,
+                SECTIONS, ORDER, NEED_X, NEED_A, NEED_B, BLOCK, SEGMENT,
+            )
+    _store_row(history_ptr, rows * DIM, history, live, DIM)
+
+
+@triton.jit
+def _section(values, s: tl.constexpr, WIDTH: tl.constexpr):
+    """Section ``s``'s ``WIDTH`` entries of a section-major tuple."""
+    part = ()
+    for k in tl.static_range(WIDTH):
+        part = part + (values[s * WIDTH + k],)
+    return part
+
+
+@triton.jit
+def _section_backward(g_row, g_step, x_row, x_step, signals_ptr, upstream_ptr, gx_ptr, ga_ptr, gb_ptr, history,
+                      b, na, chains, rows, n_rows, live, length, start, stop, s: tl.constexpr,
+                      SECTIONS: tl.constexpr, ORDER: tl.constexpr, NEED_X: tl.constexpr, NEED_A: tl.constexpr,
+                      NEED_B: tl.constexpr, BLOCK: tl.constexpr, SEGMENT: tl.constexpr):
+    """Section ``s`` back over samples ``start .. stop - 1`` of a segment (see
+    ``cascade_adjoint_kernel``): its upstream gradient from ``g`` (the last section)
+    or ``upstream``, its input and output from the waveform and ``signals``; the
+    gradient reaching its input to ``upstream`` (or, for the first section, ``gx``);
+    its coefficient gradients added into its part of ``ga``/``gb``. Returns the
+    history."""
+    grad_b = _zeros(BLOCK, ORDER + 1)
+    grad_a = _zeros(BLOCK, ORDER)
+    for step in range(0, stop - start):
+        time = stop - 1 - step
+        position = tl.cast(time - start, tl.int64)
+        if s == SECTIONS - 1:
+            upstream = tl.load(g_row + tl.cast(time, tl.int64) * g_step, mask=live, other=0.0).to(tl.float64)
+        else:
+            upstream = tl.load(upstream_ptr + position * n_rows + rows, mask=live, other=0.0)
+        if s == 0:
+            sample = tl.load(x_row + tl.cast(time, tl.int64) * x_step, mask=live, other=0.0).to(tl.float64)
+        else:
+            sample = tl.load(signals_ptr + ((s - 1) * SEGMENT + position) * n_rows + rows, mask=live, other=0.0)
+        output = tl.load(signals_ptr + (s * SEGMENT + position) * n_rows + rows, mask=live, other=0.0)
+        grad_v, grad_input = _section_adjoint(upstream, history, b, na, s, ORDER)
+        grad_b, grad_a = _accumulate(grad_b, grad_a, grad_v, history, sample, output, s, ORDER, NEED_A, NEED_B)
+        history = _shift_in(history, grad_v, s, SECTIONS, ORDER)
+        if s > 0:
+            tl.store(upstream_ptr + position * n_rows + rows, grad_input, mask=live)
+        elif NEED_X:
+            tl.store(gx_ptr + chains * length + time, grad_input.to(gx_ptr.dtype.element_ty), mask=live)
+    coefficients = (rows * SECTIONS + s) * (ORDER + 1)
+    if NEED_B:
+        _store_row(gb_ptr, coefficients, _add(_load_row(gb_ptr, coefficients, live, ORDER + 1), grad_b, ORDER + 1),
+                   live, ORDER + 1)
+    if NEED_A:
+        for k in tl.static_range(ORDER):
+            value = tl.load(ga_ptr + coefficients + k + 1, mask=live, other=0.0) - grad_a[k]
+            tl.store(ga_ptr + coefficients + k + 1, value, mask=live)
+    return history

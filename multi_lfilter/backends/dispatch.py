@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from .._fir import filter_fir
-from .._validation import data_checks_allowed
+from .._validation import value_checks_allowed
 from . import block, export_graph, loop, native, triton_backend
 from .block import filter_block
 from .loop import filter_loop
@@ -188,9 +188,11 @@ def exact_for_non_finite(name: str, waveform: Tensor, a_coeffs: Tensor, b_coeffs
     The block algorithm multiplies whole blocks by matrices, so a ``nan`` or ``inf``
     sample (or coefficient) reaches outputs before it (``0 * nan``); the recurrences
     (native, Triton, loop) give scipy's pattern exactly. The check reads the data, so
-    it is skipped inside ``torch.compile`` graphs and for meta tensors.
+    it runs only where ``value_checks_allowed``: not inside ``torch.compile`` graphs,
+    not for meta tensors, not on GPUs (where the block's outputs are then non-finite
+    from the block's start on).
     """
-    if name != "block" or waveform.device.type == "meta" or not data_checks_allowed():
+    if name != "block" or not value_checks_allowed(waveform):
         return name
     return name if all_finite(waveform, a_coeffs, b_coeffs, zi) else "loop"
 
@@ -219,6 +221,14 @@ def backend_for_call(
     return exact_for_non_finite(concrete, waveform, a_coeffs, b_coeffs, zi)
 
 
+def traces_triton(name: str, waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> bool:
+    """Whether a graph (``torch.compile``, ``torch.jit.trace``, ``torch.export``) should
+    record the Triton ops for this call: it resolves to the Triton kernels, on tensors
+    they compile for (CUDA; the interpreter's CPU tensors run eagerly only)."""
+    concrete = backend_for_call(name, waveform, a_coeffs, b_coeffs, zi, read_data=False)
+    return concrete == "triton" and triton_backend.traceable(waveform)
+
+
 def backend_module(name: str) -> ModuleType:
     """The module implementing a concrete backend name."""
     return _BY_NAME[name].module
@@ -237,16 +247,18 @@ def scripted_filter(
 
     Runs the scriptable backends (block and loop); ``"auto"`` is the loop below
     ``block_min_length`` samples and the block algorithm from there on, and
-    non-finite inputs go to the loop (see ``exact_for_non_finite``). Filters
-    without feedback take the convolution path (``_fir``), as in eager. (The constant
-    comes in as a default argument: TorchScript cannot read globals.)
+    non-finite inputs go to the loop where values are read (see
+    ``exact_for_non_finite``). Filters without feedback take the convolution path
+    (``_fir``), as in eager. (The constant comes in as a default argument:
+    TorchScript cannot read globals.)
     """
     if backend != "auto" and backend != "block" and backend != "loop":
         raise ValueError(f"expected backend 'auto', 'block' or 'loop' under TorchScript, got {backend}")
     if not has_feedback:
         return filter_fir(waveform, b_coeffs, zi)
     short = backend == "auto" and waveform.shape[-1] < block_min_length
-    if backend == "loop" or short or not all_finite(waveform, a_coeffs, b_coeffs, zi):
+    non_finite = value_checks_allowed(waveform) and not all_finite(waveform, a_coeffs, b_coeffs, zi)
+    if backend == "loop" or short or non_finite:
         return filter_loop(waveform, a_coeffs, b_coeffs, zi)
     return filter_block(waveform, a_coeffs, b_coeffs, zi)
 
@@ -254,7 +266,7 @@ def scripted_filter(
 def exported_filter(
     waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], backend: str
 ) -> Tuple[Tensor, Tensor]:
-    """The ``torch.export`` door: the export backend, whatever backend was asked for.
+    """The ``torch.export`` door: the export backend, or the Triton op on a GPU.
 
     An exported program (and the ONNX model or AOTInductor package made from it) then
     holds standard ops only, the same ones at every length and batch size, and runs
@@ -262,6 +274,12 @@ def exported_filter(
     unknown one fails at export, as it would in eager). Filters without feedback take
     the same graph (``a`` padded with zeros), not the convolution of ``_fir``, whose
     slicing depends on ``T``.
+
+    Where the call runs the Triton kernels on a GPU (``traces_triton``), the program
+    holds ``multi_lfilter::triton_filter`` instead: AOTInductor compiles the kernels
+    into its package, which then runs them without this package; the program itself
+    needs the package to run.
     """
-    backend_for_call(backend, waveform, a_coeffs, b_coeffs, zi, read_data=False)
+    if traces_triton(backend, waveform, a_coeffs, b_coeffs, zi):
+        return triton_backend.filter_op(waveform, a_coeffs, b_coeffs, zi)
     return export_graph.forward(waveform, a_coeffs, b_coeffs, zi)

@@ -1,41 +1,68 @@
 """The ``"triton"`` backend: fused GPU kernels written in Triton (``_triton_kernels``).
 
-Each chain (one row of the broadcast batch) marches through time with its state in
-registers, many chains per program. Where there are too few chains to fill a GPU and
-the signal is long, the forward also splits time into chunks run in parallel: every
-chunk from a zero state, then the state entering each chunk carried across the
-chunks (``state_carry_kernel``, sequential in chunks with the exact one-chunk
-transition), then every chunk again from its true state, writing ``y``: four
-launches whatever ``T``. Otherwise (and for short signals) the forward is one launch.
-The adjoint fuses the backward recurrence with every gradient's reduction (and
-splits time into chunks the same way, backwards), so backward allocates nothing the
-size of the output except the waveform's gradient per chain where the waveform needs
-one (then summed over the filters that share it). Deterministic: no atomics; the
+Every chain (one row of the broadcast batch) is owned by one GPU thread, which marches
+through time with the chain's state in registers. Where there are too few chains to
+fill a GPU and the signal is long, time is split into chunks run in parallel: every
+chunk from its start (zero, or the user's state in the first chunk), then the state
+entering each chunk carried across the chunks (``carry_kernel``, sequential in chunks
+with the exact one-chunk transition), then every chunk again from its true state,
+writing the output: four launches whatever ``T``. The adjoint is the same in reversed
+time; it fuses the backward recurrence with every gradient's reduction, so backward
+allocates nothing the size of the output except the waveform's gradient per chain
+(summed over the filters that share the waveform). Cascades of sections run in one
+pass forward; their adjoint recomputes each segment of the signal from checkpointed
+states instead of keeping every section's output. Deterministic: no atomics, and
 per-chunk sums are added in a fixed order.
+
+The kernels are launched from ``torch.library.triton_op`` ops
+(``multi_lfilter::triton_filter``, ``triton_filter_adjoint``, ``triton_sosfilt``,
+``triton_sosfilt_adjoint``) through ``wrap_triton``: in eager they run directly;
+``torch.compile`` and ``torch.export`` trace into them, so Inductor and AOTInductor
+compile the kernels themselves into a CUDA graph or package. The host code reads no
+tensor values (no host-device sync), so a forward and backward can be captured in a
+CUDA graph; launches run under the tensors' device guard; element offsets are 64-bit.
 
 Triton ships with the CUDA builds of torch and is imported on first use. The kernels
 run on CUDA tensors, and on CPU tensors where ``TRITON_INTERPRET=1`` was set before
-the first use (Triton's interpreter: slow, for tests of the kernels' logic).
+the first use (Triton's interpreter: slow, for tests of the kernels' logic; the ops
+cannot be traced there).
 """
+import contextlib
 import functools
 import importlib.util
 import os
-from typing import List, Optional
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch.library import triton_op, wrap_triton
 
-from .._shapes import filter_batch_shape, sum_to_shape
+from .._shapes import cascade_batch_shape, filter_batch_shape, sum_to_shape
+from . import _triton_launch as launch
 
 # The state lives in registers: orders above this go to the block algorithm.
 MAX_ORDER = 8
-BLOCK_CHAINS = 32
-TIME_TILE = 16
-# The forward splits time into chunks while fewer than this many (chain, chunk) pairs
-# would run, with chunks of at least MIN_CHUNK_LENGTH samples. Untuned: to be set
-# from a GPU run of benchmarks/bench_lfilter.py --device cuda.
+# The most sections of a cascade run in one pass (each section's state and
+# coefficients are registers too).
+MAX_SECTIONS = 8
+MAX_BATCH_DIMS = launch.MAX_BATCH_DIMS
+# One chain per thread: BLOCK chains per program of NUM_WARPS warps.
+NUM_WARPS = 2
+BLOCK = 32 * NUM_WARPS
+# Samples per tile moved through shared memory at once (a power of two).
+TILE = 16
+# Time is split into chunks while fewer than this many (chain, chunk) pairs would run,
+# with chunks of at least MIN_CHUNK_LENGTH samples. Untuned: to be set from a GPU run
+# of benchmarks/gpu_check.sh.
 PARALLEL_CHAINS = 1 << 16
 MIN_CHUNK_LENGTH = 512
+# Chunk lengths are multiples of this (tiles and checkpoints then stay aligned).
+CHUNK_ALIGNMENT = 64
+# The cascade adjoint recomputes segments of this many samples from checkpoints (a
+# multiple of TILE): checkpoints cost 2S doubles per segment, its scratch S doubles
+# per sample of a segment per (chain, chunk).
+CHECKPOINT = 32
 
 
 # Looked up once, without importing Triton (slow); a constant torch.compile can read.
@@ -52,6 +79,17 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "") == "1"
 
 
+def max_sections() -> int:
+    """The most sections of a cascade the one-pass kernels take."""
+    return MAX_SECTIONS
+
+
+def traceable(waveform: Tensor) -> bool:
+    """Whether ``torch.compile``/``torch.export`` can trace into the kernels for this
+    waveform: CUDA tensors (the interpreter's CPU tensors run eagerly only)."""
+    return waveform.device.type == "cuda"
+
+
 @functools.lru_cache(maxsize=None)
 def _kernels():
     from . import _triton_kernels
@@ -59,254 +97,351 @@ def _kernels():
     return _triton_kernels
 
 
-def _chain_offsets(tensor: Optional[Tensor], batch: List[int]) -> Tensor:
-    """Element offset of each chain's first value in ``tensor`` broadcast to ``batch``:
-    ``(prod(batch),)`` int64 (zeros for ``None``)."""
-    count = 1
-    for size in batch:
-        count *= size
-    if tensor is None:
-        return torch.zeros(count, dtype=torch.int64)
-    strides = tensor.expand(batch + [tensor.shape[-1]]).stride()
-    offsets = torch.zeros(batch, dtype=torch.int64, device=tensor.device)
-    for dim, size in enumerate(batch):
-        shape = [1] * len(batch)
-        shape[dim] = size
-        offsets = offsets + torch.arange(size, device=tensor.device).reshape(shape) * strides[dim]
-    return offsets.reshape(-1)
+def _launch(kernel: str, grid: Tuple[int, ...], *args, **constants) -> None:
+    """Every launch goes through here: ``wrap_triton`` makes it visible to
+    ``torch.compile``/``torch.export`` (and is a plain launch in eager);
+    ``benchmarks/triton_report.py`` records the launches by replacing this."""
+    wrap_triton(getattr(_kernels(), kernel))[grid](*args, num_warps=NUM_WARPS, **constants)
 
 
-def _time_step(tensor: Optional[Tensor]) -> int:
-    return 0 if tensor is None else tensor.stride(-1)
-
-
-def _grid(n_chains: int):
-    return (max(1, (n_chains + BLOCK_CHAINS - 1) // BLOCK_CHAINS),)
+def _device_guard(device: torch.device):
+    """Launches go to the tensors' device, not the current one."""
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.device(device)
+    return contextlib.nullcontext()
 
 
 def time_chunks(n_chains: int, length: int, order: int) -> int:
-    """How many chunks of time the forward runs in parallel (1: a single launch)."""
-    if order == 0:
-        return 1
-    wanted = PARALLEL_CHAINS // max(n_chains, 1)
-    return max(1, min(wanted, length // MIN_CHUNK_LENGTH))
+    """How many chunks of time a pass over these chains runs in parallel (1: one launch)."""
+    return _chunking(n_chains, length, order)[0]
 
 
-def _chunking(n_chains: int, length: int, order: int):
-    """``(n_chunks, chunk_length)``: ``time_chunks`` chunks of equal length (the last,
-    or the first where chunks are aligned to the end, may be shorter)."""
-    if n_chains == 0 or length == 0:
-        return 1, length
-    n_chunks = time_chunks(n_chains, length, order)
-    chunk_length = (length + n_chunks - 1) // n_chunks
-    return (length + chunk_length - 1) // chunk_length, chunk_length
+def _chunking(n_chains: int, length: int, state_size: int) -> Tuple[int, int]:
+    return launch.chunking(n_chains, length, state_size, PARALLEL_CHAINS, MIN_CHUNK_LENGTH, CHUNK_ALIGNMENT)
 
 
-def _unit_states(n_chains: int, order: int, device):
-    """``ORDER`` unit states per chain, ``(n_chains ORDER, ORDER)`` float64, and their
-    row offsets: the starts from which a kernel computes the one-chunk transition."""
-    units = torch.eye(order, dtype=torch.float64, device=device).repeat(n_chains, 1)
-    return units, torch.arange(n_chains * order, device=device) * order
+@dataclass
+class _Problem:
+    """One call's tensors and layout: a filter (``(..., K)`` float64 coefficients) or a
+    cascade (``cascade``: ``(..., S, K)``), over a broadcast ``batch`` of chains."""
+
+    waveform: Tensor
+    a_coeffs: Tensor
+    b_coeffs: Tensor
+    batch: List[int]
+    cascade: bool
+
+    @property
+    def sections(self) -> int:
+        return self.a_coeffs.shape[-2] if self.cascade else 1
+
+    @property
+    def order(self) -> int:
+        return self.a_coeffs.shape[-1] - 1
+
+    @property
+    def dim(self) -> int:
+        """The state's size: every section's slots."""
+        return self.sections * self.order
+
+    @property
+    def n_chains(self) -> int:
+        return launch.chain_count(self.batch)
+
+    @property
+    def length(self) -> int:
+        return self.waveform.shape[-1]
+
+    @property
+    def device(self) -> torch.device:
+        return self.waveform.device
+
+    def sizes(self) -> List[int]:
+        """``size1, size2, size3`` of the kernels' four batch dims."""
+        return launch.padded_batch(self.batch)[1:]
+
+    def signal_strides(self, signal: Optional[Tensor]) -> List[int]:
+        """A ``(..., T)`` tensor's batch strides and time step."""
+        return launch.batch_strides(signal, self.batch)
+
+    def tap_strides(self, tensor: Optional[Tensor]) -> List[int]:
+        """Coefficients or a state (``(..., K)`` or ``(..., S, K)``): batch strides, tap
+        step and section step (0 for a filter)."""
+        if self.cascade:
+            return launch.batch_strides(tensor, self.batch, tail_dims=2)
+        return launch.batch_strides(tensor, self.batch) + [0]
+
+    def flat_state(self, state: Tensor) -> Tensor:
+        """A user's state as ``(..., DIM)``: a cascade's ``(..., S, 2)`` flattened."""
+        leading = list(state.shape[: state.dim() - (2 if self.cascade else 1)])
+        return state.reshape(leading + [self.dim])
+
+
+def _problem(waveform, a_coeffs, b_coeffs, zi, cascade: bool, batch: Optional[List[int]] = None) -> _Problem:
+    if batch is None:
+        shape = cascade_batch_shape if cascade else filter_batch_shape
+        batch = shape(waveform, a_coeffs, b_coeffs, zi)
+    return _Problem(waveform, a_coeffs, b_coeffs, batch, cascade)
+
+
+def _float64(device, *shape) -> Tensor:
+    return torch.empty(shape, dtype=torch.float64, device=device)
+
+
+def _launch_forward(p: _Problem, *, n_chunks, chunk_length, n_lanes, finals, zi=None, entering=None, y=None,
+                    checkpoints=None, unit_states=False):
+    dummy = p.a_coeffs  # for pointers a variant never touches
+    _launch(
+        "forward_kernel", (launch.program_count(n_lanes, BLOCK), n_chunks),
+        p.waveform, p.a_coeffs, p.b_coeffs,
+        zi if zi is not None else dummy, entering if entering is not None else dummy,
+        y if y is not None else dummy, finals, checkpoints if checkpoints is not None else dummy,
+        *p.sizes(),
+        *p.signal_strides(p.waveform), *p.tap_strides(p.a_coeffs), *p.tap_strides(p.b_coeffs),
+        *p.tap_strides(zi),
+        n_lanes, p.length, chunk_length,
+        SECTIONS=p.sections, ORDER=p.order, HAS_ZI=zi is not None, HAS_ENTERING=entering is not None,
+        UNIT_STATES=unit_states, WRITE_Y=y is not None, CHECKPOINT=CHECKPOINT if checkpoints is not None else 0,
+        BLOCK=BLOCK, TILE=TILE,
+    )
+
+
+def _carry(p: _Problem, local: Tensor, transition: Tensor, n_chunks: int, reverse: bool) -> Tensor:
+    entering = _float64(p.device, n_chunks * p.n_chains, p.dim)
+    _launch(
+        "carry_kernel", (launch.program_count(p.n_chains, BLOCK),),
+        local, transition, entering, p.n_chains, n_chunks,
+        DIM=p.dim, REVERSE=reverse, BLOCK=BLOCK,
+    )
+    return entering
+
+
+def _forward_entering(p: _Problem, zi: Optional[Tensor], n_chunks: int, chunk_length: int) -> Optional[Tensor]:
+    """The state entering every chunk after the first (``(chunks, chains, DIM)``
+    float64), or ``None`` for a single chunk."""
+    if n_chunks == 1:
+        return None
+    transition = _float64(p.device, p.n_chains * p.dim, p.dim)
+    _launch_forward(p, n_chunks=1, chunk_length=chunk_length, n_lanes=p.n_chains * p.dim, finals=transition,
+                    unit_states=True)
+    local = _float64(p.device, n_chunks * p.n_chains, p.dim)
+    _launch_forward(p, n_chunks=n_chunks, chunk_length=chunk_length, n_lanes=p.n_chains, finals=local, zi=zi)
+    return _carry(p, local, transition, n_chunks, reverse=False)
+
+
+def _forward(p: _Problem, zi: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    """``(y, zf)`` with ``zf`` as ``(*batch, DIM)`` in the waveform's dtype."""
+    dtype = p.waveform.dtype
+    y = torch.empty(p.batch + [p.length], dtype=dtype, device=p.device)
+    if p.n_chains == 0 or p.length == 0:  # nothing to filter: the state passes through
+        zf = torch.zeros(p.batch + [p.dim], dtype=dtype, device=p.device)
+        if zi is not None:
+            zf = zf + p.flat_state(zi).to(dtype)
+        return y, zf
+    n_chunks, chunk_length = _chunking(p.n_chains, p.length, p.dim)
+    entering = _forward_entering(p, zi, n_chunks, chunk_length)
+    finals = _float64(p.device, n_chunks * p.n_chains, p.dim)
+    _launch_forward(p, n_chunks=n_chunks, chunk_length=chunk_length, n_lanes=p.n_chains, finals=finals, zi=zi,
+                    entering=entering, y=y)
+    zf = finals[(n_chunks - 1) * p.n_chains:].view(p.batch + [p.dim]).to(dtype)
+    return y, zf
+
+
+def _launch_adjoint(p: _Problem, *, n_chunks, chunk_length, n_lanes, history, grad_y=None, grad_zf=None,
+                    entering=None, y=None, grad_x=None, grad_a=None, grad_b=None, unit_states=False):
+    dummy = p.a_coeffs
+    upstream = grad_y if grad_y is not None else dummy
+    _launch(
+        "adjoint_kernel", (launch.program_count(n_lanes, BLOCK), n_chunks),
+        upstream, p.waveform, y if y is not None else dummy, p.a_coeffs, p.b_coeffs,
+        grad_zf if grad_zf is not None else dummy, entering if entering is not None else dummy,
+        grad_x if grad_x is not None else dummy, grad_a if grad_a is not None else dummy,
+        grad_b if grad_b is not None else dummy, history,
+        *p.sizes(),
+        *p.signal_strides(grad_y), *p.signal_strides(p.waveform),
+        *p.tap_strides(p.a_coeffs), *p.tap_strides(p.b_coeffs), *p.tap_strides(grad_zf),
+        n_lanes, p.length, chunk_length,
+        SECTIONS=p.sections, ORDER=p.order, HAS_GZF=grad_zf is not None, HAS_ENTERING=entering is not None,
+        UNIT_STATES=unit_states, NEED_X=grad_x is not None, NEED_A=grad_a is not None, NEED_B=grad_b is not None,
+        BLOCK=BLOCK, TILE=TILE,
+    )
+
+
+def _adjoint_entering(p, grad_y, grad_zf, n_chunks, chunk_length) -> Optional[Tensor]:
+    """The history entering every chunk but the last, from the chunks after it (as
+    ``_forward_entering``, in reversed time), or ``None`` for a single chunk."""
+    if n_chunks == 1:
+        return None
+    transition = _float64(p.device, p.n_chains * p.dim, p.dim)
+    _launch_adjoint(p, n_chunks=1, chunk_length=chunk_length, n_lanes=p.n_chains * p.dim, history=transition,
+                    unit_states=True)
+    local = _float64(p.device, n_chunks * p.n_chains, p.dim)
+    _launch_adjoint(p, n_chunks=n_chunks, chunk_length=chunk_length, n_lanes=p.n_chains, history=local,
+                    grad_y=grad_y, grad_zf=grad_zf)
+    return _carry(p, local, transition, n_chunks, reverse=True)
+
+
+def _adjoint(p: _Problem, grad_y, grad_zf, zi, y, needs_input_grad):
+    """Gradients of ``(waveform, a, b, zi)`` per chain: ``gx (*batch, T)``, ``ga`` and
+    ``gb`` ``(chunks, *batch, [S,] K)`` float64 (summed over chunks by the caller),
+    ``gzi (*batch, DIM)`` float64. ``y`` (a filter's saved output) is read for
+    ``dL/da``; a cascade recomputes what it needs from ``zi``."""
+    need_x, need_a, need_b, need_zi = needs_input_grad
+    if grad_y is None:  # a zero read in place: no output-sized tensor
+        grad_y = torch.zeros((), dtype=p.waveform.dtype, device=p.device).expand(p.batch + [p.length])
+    n_chunks, chunk_length = _chunking(p.n_chains, p.length, p.dim)
+    rows = n_chunks * p.n_chains
+    coefficient_tail = ([p.sections] if p.cascade else []) + [p.order + 1]
+    grad_x = torch.empty(p.batch + [p.length], dtype=p.waveform.dtype, device=p.device) if need_x else None
+    recompute = p.cascade and (need_a or need_b)
+    make = torch.zeros if recompute else torch.empty  # the cascade kernel adds into its rows
+    grad_a = make([rows] + coefficient_tail, dtype=torch.float64, device=p.device) if need_a else None
+    grad_b = make([rows] + coefficient_tail, dtype=torch.float64, device=p.device) if need_b else None
+    history = _float64(p.device, rows, p.dim)
+    if p.n_chains > 0 and p.length > 0:
+        entering = _adjoint_entering(p, grad_y, grad_zf, n_chunks, chunk_length)
+        if recompute:
+            _cascade_adjoint(p, grad_y, grad_zf, zi, entering, n_chunks, chunk_length, grad_x, grad_a, grad_b,
+                             history)
+        else:
+            _launch_adjoint(p, n_chunks=n_chunks, chunk_length=chunk_length, n_lanes=p.n_chains, history=history,
+                            grad_y=grad_y, grad_zf=grad_zf, entering=entering, y=y, grad_x=grad_x,
+                            grad_a=grad_a, grad_b=grad_b)
+    else:  # nothing to run back through: the state's gradient passes through
+        history.zero_()
+        if grad_zf is not None:
+            history += p.flat_state(grad_zf).expand(p.batch + [p.dim]).reshape(rows, p.dim)
+        for rows_tensor in (grad_a, grad_b):
+            if rows_tensor is not None:
+                rows_tensor.zero_()
+    grad_zi = history[: p.n_chains].view(p.batch + [p.dim]) if need_zi else None
+    per_chunk = [n_chunks] + p.batch + coefficient_tail
+    return (
+        grad_x,
+        grad_a.view(per_chunk).sum(0) if grad_a is not None else None,
+        grad_b.view(per_chunk).sum(0) if grad_b is not None else None,
+        grad_zi,
+    )
+
+
+def _cascade_adjoint(p, grad_y, grad_zf, zi, entering, n_chunks, chunk_length, grad_x, grad_a, grad_b, history):
+    """The cascade's final adjoint pass with coefficient gradients: checkpoints from a
+    forward pass over the same chunks, then ``cascade_adjoint_kernel``."""
+    rows = n_chunks * p.n_chains
+    forward_entering = _forward_entering(p, zi, n_chunks, chunk_length)
+    segments = -(-chunk_length // CHECKPOINT)
+    checkpoints = _float64(p.device, segments, p.dim, rows)
+    _launch_forward(p, n_chunks=n_chunks, chunk_length=chunk_length, n_lanes=p.n_chains,
+                    finals=_float64(p.device, rows, p.dim), zi=zi, entering=forward_entering,
+                    checkpoints=checkpoints)
+    signals = _float64(p.device, p.sections, CHECKPOINT, rows)
+    upstream = _float64(p.device, CHECKPOINT, rows)
+    dummy = p.a_coeffs
+    _launch(
+        "cascade_adjoint_kernel", (launch.program_count(p.n_chains, BLOCK), n_chunks),
+        grad_y, p.waveform, p.a_coeffs, p.b_coeffs, grad_zf if grad_zf is not None else dummy,
+        entering if entering is not None else dummy, checkpoints, signals, upstream,
+        grad_x if grad_x is not None else dummy, grad_a if grad_a is not None else dummy,
+        grad_b if grad_b is not None else dummy, history,
+        *p.sizes(),
+        *p.signal_strides(grad_y), *p.signal_strides(p.waveform),
+        *p.tap_strides(p.a_coeffs), *p.tap_strides(p.b_coeffs), *p.tap_strides(grad_zf),
+        p.n_chains, p.length, chunk_length,
+        SECTIONS=p.sections, ORDER=p.order, HAS_GZF=grad_zf is not None, HAS_ENTERING=entering is not None,
+        NEED_X=grad_x is not None, NEED_A=grad_a is not None, NEED_B=grad_b is not None,
+        BLOCK=BLOCK, SEGMENT=CHECKPOINT,
+    )
+
+
+# ---------------------------------------------------------------------------------
+# The ops, and the backend contract (``dispatch``, ``cascade``) on top of them
+# ---------------------------------------------------------------------------------
+
+
+def _empty_unless(gradient: Optional[Tensor], like: Tensor) -> Tensor:
+    return gradient if gradient is not None else like.new_empty(0)
+
+
+def _summed_gradients(p: _Problem, gradients, a_shape, b_shape, zi_shape: List[int]):
+    """Per-chain gradients summed to their inputs' shapes (empty where not computed)."""
+    grad_x, grad_a, grad_b, grad_zi = gradients
+    waveform = p.waveform
+    if grad_zi is not None:
+        grad_zi = sum_to_shape(grad_zi.reshape(p.batch + zi_shape[len(zi_shape) - (2 if p.cascade else 1):]),
+                               zi_shape).to(waveform.dtype)
+    return (
+        _empty_unless(sum_to_shape(grad_x, list(waveform.shape)) if grad_x is not None else None, waveform),
+        _empty_unless(sum_to_shape(grad_a, a_shape) if grad_a is not None else None, waveform),
+        _empty_unless(sum_to_shape(grad_b, b_shape) if grad_b is not None else None, waveform),
+        _empty_unless(grad_zi, waveform),
+    )
+
+
+@triton_op("multi_lfilter::triton_filter", mutates_args=())
+def filter_op(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    """``(y, zf)`` of ``(..., T)`` through normalised float64 ``(..., K)`` filters."""
+    with _device_guard(waveform.device):
+        return _forward(_problem(waveform, a_coeffs, b_coeffs, zi, cascade=False), zi)
+
+
+@triton_op("multi_lfilter::triton_filter_adjoint", mutates_args=())
+def filter_adjoint_op(
+    grad_y: Optional[Tensor], grad_zf: Optional[Tensor], waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor,
+    y: Tensor, zi_shape: List[int], needs_input_grad: List[bool],
+) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Gradients of ``(waveform, a, b, zi)`` (empty where not asked for; ``zi_shape``
+    empty: there was no ``zi``)."""
+    need_x, need_a, need_b, need_zi = needs_input_grad
+    p = _problem(waveform, a_coeffs, b_coeffs, None, cascade=False, batch=list(y.shape[:-1]))
+    with _device_guard(waveform.device):
+        gradients = _adjoint(p, grad_y, grad_zf, None, y, (need_x, need_a, need_b, need_zi and len(zi_shape) > 0))
+    return _summed_gradients(p, gradients, list(a_coeffs.shape), list(b_coeffs.shape), zi_shape)
+
+
+@triton_op("multi_lfilter::triton_sosfilt", mutates_args=())
+def sosfilt_op(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    """``(y, zf)`` of a cascade: ``(..., S, K)`` float64 normalised sections, ``zf (..., S, N)``."""
+    p = _problem(waveform, a_coeffs, b_coeffs, zi, cascade=True)
+    with _device_guard(waveform.device):
+        y, zf = _forward(p, zi)
+    return y, zf.view(p.batch + [p.sections, p.order])
+
+
+@triton_op("multi_lfilter::triton_sosfilt_adjoint", mutates_args=())
+def sosfilt_adjoint_op(
+    grad_y: Optional[Tensor], grad_zf: Optional[Tensor], waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor,
+    zi: Optional[Tensor], needs_input_grad: List[bool],
+) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The cascade's gradients of ``(waveform, a, b, zi)`` (empty where not asked for)."""
+    need_x, need_a, need_b, need_zi = needs_input_grad
+    p = _problem(waveform, a_coeffs, b_coeffs, zi, cascade=True)
+    with _device_guard(waveform.device):
+        gradients = _adjoint(p, grad_y, grad_zf, zi, None, (need_x, need_a, need_b, need_zi and zi is not None))
+    zi_shape = list(zi.shape) if zi is not None else []
+    return _summed_gradients(p, gradients, list(a_coeffs.shape), list(b_coeffs.shape), zi_shape)
 
 
 def forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]):
     """The backend contract's forward kernel; coefficients are float64 and normalised."""
-    batch = filter_batch_shape(waveform, a_coeffs, b_coeffs, zi)
-    order = a_coeffs.shape[-1] - 1
-    length = waveform.shape[-1]
-    device = waveform.device
-    y = torch.empty(batch + [length], dtype=waveform.dtype, device=device)
-    zf = torch.empty(batch + [order], dtype=waveform.dtype, device=device)
-    n_chains = _count(batch)
-    if n_chains == 0:
-        return y, zf
-    if length == 0:  # nothing to filter: the state passes through
-        zf.copy_(zi.expand(batch + [order]) if zi is not None else torch.zeros_like(zf))
-        return y, zf
-    kernel = _kernels().lfilter_forward_kernel
-    signal = (waveform, _chain_offsets(waveform, batch).to(device), _time_step(waveform))
-    a_offsets = _chain_offsets(a_coeffs, batch).to(device)
-    b_offsets = _chain_offsets(b_coeffs, batch).to(device)
-    shapes = dict(ORDER=order, ORDER_PAD=_padded(order), BLOCK_CHAINS=BLOCK_CHAINS, TIME_TILE=TIME_TILE)
-    n_chunks, chunk_length = _chunking(n_chains, length, order)
-    if n_chunks == 1:
-        zi_double = zi.double() if zi is not None else None
-        kernel[_grid(n_chains)](
-            *signal,
-            a_coeffs, a_offsets, _time_step(a_coeffs),
-            b_coeffs, b_offsets, _time_step(b_coeffs),
-            zi_double if zi_double is not None else a_coeffs, _chain_offsets(zi_double, batch).to(device),
-            _time_step(zi_double),
-            y, zf,
-            n_chains, length, length,
-            HAS_ZI=zi is not None, WRITE_Y=True, ZERO_INPUT=False, **shapes,
-        )
-        return y, zf
-
-    float64 = dict(dtype=torch.float64, device=device)
-    # The exact one-chunk transition: ORDER extra chains per chain, each from a unit
-    # state with no input, for one chunk.
-    units, unit_rows = _unit_states(n_chains, order, device)
-    transition = torch.empty(n_chains * order, order, **float64)
-    kernel[_grid(n_chains * order)](
-        units, unit_rows, 0,
-        a_coeffs, a_offsets.repeat_interleave(order), _time_step(a_coeffs),
-        b_coeffs, b_offsets.repeat_interleave(order), _time_step(b_coeffs),
-        units, unit_rows, 1,
-        units, transition,
-        n_chains * order, chunk_length, chunk_length,
-        HAS_ZI=True, WRITE_Y=False, ZERO_INPUT=True, **shapes,
-    )
-    # Every chunk from a zero state: its own contribution to the state after it.
-    local = torch.empty(n_chunks * n_chains, order, **float64)
-    chunked_grid = (_grid(n_chains)[0], n_chunks)
-    kernel[chunked_grid](
-        *signal,
-        a_coeffs, a_offsets, _time_step(a_coeffs),
-        b_coeffs, b_offsets, _time_step(b_coeffs),
-        local, unit_rows, 1,
-        y, local,
-        n_chains, length, chunk_length,
-        HAS_ZI=False, WRITE_Y=False, ZERO_INPUT=False, **shapes,
-    )
-    if zi is not None:
-        first = zi.double().expand(batch + [order]).reshape(n_chains, order).contiguous()
-    else:
-        first = torch.zeros(n_chains, order, **float64)
-    entering = torch.empty(n_chunks * n_chains, order, **float64)
-    _kernels().state_carry_kernel[_grid(n_chains)](
-        first, local, transition, entering, n_chains, n_chunks,
-        ORDER=order, ORDER_PAD=_padded(order), BLOCK_CHAINS=BLOCK_CHAINS,
-    )
-    # Every chunk again, from the state that enters it.
-    finals = torch.empty(n_chunks * n_chains, order, **float64)
-    kernel[chunked_grid](
-        *signal,
-        a_coeffs, a_offsets, _time_step(a_coeffs),
-        b_coeffs, b_offsets, _time_step(b_coeffs),
-        entering, torch.arange(n_chunks * n_chains, device=device) * order, 1,
-        y, finals,
-        n_chains, length, chunk_length,
-        HAS_ZI=True, WRITE_Y=True, ZERO_INPUT=False, **shapes,
-    )
-    zf.copy_(finals[(n_chunks - 1) * n_chains :].view(batch + [order]))
-    return y, zf
+    return filter_op(waveform, a_coeffs, b_coeffs, zi)
 
 
 def adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_input_grad):
-    """The backend contract's adjoint kernel, fused: see ``lfilter_adjoint_kernel``.
-
-    With time in chunks (as in ``forward``) the history entering each chunk is carried
-    backwards across them first, the same way: a pass that gives every chunk's own
-    final history, the one-chunk transition, ``state_carry_kernel`` over the chunks in
-    reversed order; then every chunk's reductions, summed over the chunks. Chunks are
-    aligned to the end here, so the partial one is the last in (reversed) time.
-    """
-    need_waveform, need_a, need_b, need_zi = needs_input_grad
-    need_zi = need_zi and zi_shape is not None
-    batch = list(y.shape[:-1])
-    order = a_coeffs.shape[-1] - 1
-    length = y.shape[-1]
-    device = y.device
-    n_chains = _count(batch)
-    y = y.contiguous()  # our own output: already contiguous, so no copy
-    if grad_y is None:
-        grad_y = torch.zeros_like(y)
-    float64 = dict(dtype=torch.float64, device=device)
-    grad_waveform_chains = torch.zeros(batch + [length], dtype=waveform.dtype, device=device) if need_waveform else None
-    grad_zf_double = grad_zf.double() if grad_zf is not None else None
-    n_chunks, chunk_length = _chunking(n_chains, length, order)
-    rows = n_chunks * n_chains
-    grad_a_rows = torch.zeros(rows, order + 1, **float64)
-    grad_b_rows = torch.zeros(rows, order + 1, **float64)
-    histories = torch.zeros(rows, order, **float64)
-
-    if n_chains > 0 and length > 0:
-        kernel = _kernels().lfilter_adjoint_kernel
-        upstream = (grad_y, _chain_offsets(grad_y, batch).to(device), _time_step(grad_y))
-        signal = (waveform, _chain_offsets(waveform, batch).to(device), _time_step(waveform))
-        a_offsets = _chain_offsets(a_coeffs, batch).to(device)
-        b_offsets = _chain_offsets(b_coeffs, batch).to(device)
-        coefficients = (
-            a_coeffs, a_offsets, _time_step(a_coeffs),
-            b_coeffs, b_offsets, _time_step(b_coeffs),
-        )
-        shapes = dict(ORDER=order, ORDER_PAD=_padded(order), BLOCK_CHAINS=BLOCK_CHAINS, TIME_TILE=TIME_TILE)
-        offset = n_chunks * chunk_length - length  # the first chunk is the partial one
-        if n_chunks == 1:
-            entering = grad_zf_double
-            entering_offsets = _chain_offsets(grad_zf_double, batch).to(device)
-            entering_step = _time_step(grad_zf_double)
-        else:
-            # The exact one-chunk transition of the history, from unit histories.
-            units, unit_rows = _unit_states(n_chains, order, device)
-            transition = torch.empty(n_chains * order, order, **float64)
-            kernel[_grid(n_chains * order)](
-                units, unit_rows, 0, units, unit_rows, 0, units,
-                a_coeffs, a_offsets.repeat_interleave(order), _time_step(a_coeffs),
-                b_coeffs, b_offsets.repeat_interleave(order), _time_step(b_coeffs),
-                units, unit_rows, 1,
-                units, units, units, transition,
-                n_chains * order, chunk_length, chunk_length, 0,
-                HAS_GZF=True, ZERO_INPUT=True, NEED_X=False, NEED_A=False, NEED_B=False, **shapes,
-            )
-            # Every chunk from a zero history: its own part of the history before it.
-            local = torch.empty(rows, order, **float64)
-            kernel[(_grid(n_chains)[0], n_chunks)](
-                *upstream, *signal, y, *coefficients,
-                local, unit_rows, 1,
-                local, local, local, local,
-                n_chains, length, chunk_length, offset,
-                HAS_GZF=False, ZERO_INPUT=False, NEED_X=False, NEED_A=False, NEED_B=False, **shapes,
-            )
-            # Carried backwards: the carry kernel runs forwards over the chunks reversed.
-            if grad_zf_double is not None:
-                last = grad_zf_double.expand(batch + [order]).reshape(n_chains, order).contiguous()
-            else:
-                last = torch.zeros(n_chains, order, **float64)
-            reversed_local = local.view(n_chunks, n_chains, order).flip(0).contiguous()
-            reversed_entering = torch.empty(rows, order, **float64)
-            _kernels().state_carry_kernel[_grid(n_chains)](
-                last, reversed_local, transition, reversed_entering, n_chains, n_chunks,
-                ORDER=order, ORDER_PAD=_padded(order), BLOCK_CHAINS=BLOCK_CHAINS,
-            )
-            entering = reversed_entering.view(n_chunks, n_chains, order).flip(0).contiguous()
-            entering_offsets = torch.arange(rows, device=device) * order
-            entering_step = 1
-        kernel[(_grid(n_chains)[0], n_chunks)](
-            *upstream, *signal, y, *coefficients,
-            entering if entering is not None else a_coeffs, entering_offsets, entering_step,
-            grad_waveform_chains if grad_waveform_chains is not None else y,
-            grad_a_rows, grad_b_rows, histories,
-            n_chains, length, chunk_length, offset,
-            HAS_GZF=entering is not None, ZERO_INPUT=False,
-            NEED_X=need_waveform, NEED_A=need_a, NEED_B=need_b, **shapes,
-        )
-    elif grad_zf_double is not None:  # T == 0: the state's gradient passes through
-        histories.copy_(grad_zf_double.expand(batch + [order]).reshape(n_chains, order))
-
-    grad_waveform = None
-    if grad_waveform_chains is not None:
-        grad_waveform = sum_to_shape(grad_waveform_chains, list(waveform.shape))
-    per_chain = [n_chunks] + batch + [order + 1]
-    grad_a = sum_to_shape(grad_a_rows.view(per_chain).sum(0), list(a_coeffs.shape)) if need_a else None
-    grad_b = sum_to_shape(grad_b_rows.view(per_chain).sum(0), list(b_coeffs.shape)) if need_b else None
-    grad_zi = None
-    if need_zi:  # the history after the first chunk: g_v[:N]
-        grad_zi = sum_to_shape(histories[:n_chains].view(batch + [order]), zi_shape).to(waveform.dtype)
-    return grad_waveform, grad_a, grad_b, grad_zi
+    """The backend contract's adjoint kernel, fused: see ``adjoint_kernel``."""
+    needs = list(needs_input_grad)
+    needs[3] = needs[3] and zi_shape is not None
+    gradients = filter_adjoint_op(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, list(zi_shape or []), needs)
+    return tuple(g if need else None for g, need in zip(gradients, needs))
 
 
-def _count(batch: List[int]) -> int:
-    count = 1
-    for size in batch:
-        count *= size
-    return count
+def cascade_forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]):
+    """A cascade in one pass (``backends.cascade``'s contract): ``(y, zf)``."""
+    return sosfilt_op(waveform, a_coeffs, b_coeffs, zi)
 
 
-def _padded(order: int) -> int:
-    """The state tile's width: a power of two, at least 1."""
-    width = 1
-    while width < order:
-        width *= 2
-    return width
+def cascade_adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, needs_input_grad):
+    """The cascade's gradients in one backward pass (``backends.cascade``'s contract)."""
+    needs = list(needs_input_grad)
+    needs[3] = needs[3] and zi is not None
+    gradients = sosfilt_adjoint_op(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, needs)
+    return tuple(g if need else None for g, need in zip(gradients, needs))
