@@ -50,8 +50,10 @@ MAX_BATCH_DIMS = launch.MAX_BATCH_DIMS
 # One chain per thread: BLOCK chains per program of NUM_WARPS warps.
 NUM_WARPS = 2
 BLOCK = 32 * NUM_WARPS
-# Samples per tile moved through shared memory at once (a power of two).
-TILE = 16
+# Samples per tile moved through shared memory at once (a power of two): 8 costs the
+# same instructions per step as 16 and about 40% fewer registers (no spills;
+# benchmarks/triton_report.py).
+TILE = 8
 # Time is split into chunks while fewer than this many (chain, chunk) pairs would run,
 # with chunks of at least MIN_CHUNK_LENGTH samples. Untuned: to be set from a GPU run
 # of benchmarks/gpu_check.sh.
