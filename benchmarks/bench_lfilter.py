@@ -26,8 +26,10 @@ Usage::
     python benchmarks/bench_lfilter.py --workloads bank --dtypes float32
     THP_MEM_ALLOC_ENABLE=1 python benchmarks/bench_lfilter.py   # huge pages for torch
     python benchmarks/bench_lfilter.py --device cuda --skip "python loop" scipy
+    python benchmarks/bench_lfilter.py --json results.json   # the rows, for scripts
 """
 import argparse
+import json
 import math
 import platform
 import statistics
@@ -282,6 +284,7 @@ def main():
     parser.add_argument("--skip", nargs="*", default=[], help="skip contenders whose name contains a word")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--json", help="also write every row here: workload, dtype, contender, seconds, peak")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -291,11 +294,20 @@ def main():
         f"torch {torch.__version__}, numpy {np.__version__}, "
         f"multi_lfilter backends {multi_lfilter.available_backends()}\n"
     )
+    records = []
     for name in args.workloads:
         for dtype_name in args.dtypes:
             dtype = getattr(torch, dtype_name)
             rows, output_bytes = run_workload(name, dtype, args.repeats, args.skip, args.device)
             print(format_table(name, dtype, rows, output_bytes, args.device) + "\n", flush=True)
+            records += [
+                dict(workload=name, dtype=dtype_name, contender=contender, forward_s=fwd, forward_backward_s=fwd_bwd,
+                     peak_over_output=None if peak is None else peak / output_bytes)
+                for contender, fwd, fwd_bwd, peak in rows
+            ]
+            if args.json:  # rewritten after every table, so a run cut short keeps what it measured
+                with open(args.json, "w") as file:
+                    json.dump(records, file, indent=1)
 
 
 if __name__ == "__main__":
