@@ -11,6 +11,12 @@ if not torch.cuda.is_available():
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+# pytest-xdist runs one worker per core: each worker's torch then uses one thread
+# (two threads per worker would contend for the cores; the tests' problems are small).
+# Tests of thread counts set their own.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
 from helpers import DEVICES, backends_on  # noqa: E402
 
 

@@ -38,9 +38,18 @@ def make_inputs(shape_name, rng):
     return {"waveform": waveform, "a_coeffs": a, "b_coeffs": b, "zi": zi}
 
 
-@pytest.mark.parametrize("shape_name", list(SHAPES))
-@pytest.mark.parametrize("subset", SUBSETS, ids=["+".join(s) for s in SUBSETS])
+# Every subset of inputs on the bank layout, and every layout with every input: which
+# gradients are asked for and how they are summed over broadcast dims are separate
+# concerns (the full product of the two took a third of the suite's time).
+CASES = [("bank(B,1,T)x(C,K)", subset) for subset in SUBSETS]
+CASES += [(shape_name, INPUT_NAMES) for shape_name in SHAPES if shape_name != "bank(B,1,T)x(C,K)"]
+
+
+@pytest.mark.parametrize("shape_name, subset", CASES, ids=[f"{'+'.join(s)}-{shape}" for shape, s in CASES])
 def test_gradcheck_and_gradgradcheck(shape_name, subset, rng, backend, device):
+    if backend == "export" and len(subset) < len(INPUT_NAMES):
+        pytest.skip("the export backend's adjoint is the composite one, whose handling of each subset the "
+                    "loop backend's cases check; the export backend is checked with every input")
     inputs = {name: tensor.to(device) for name, tensor in make_inputs(shape_name, rng).items()}
     for name in subset:
         inputs[name].requires_grad_(True)
