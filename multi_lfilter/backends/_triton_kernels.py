@@ -318,13 +318,13 @@ def forward_kernel(
         else:
             times = (start + columns).to(tl.int64) * x_step
             block = tl.load(x_row[:, None] + times[None, :], mask=live[:, None], other=0.0)
-            samples = _unstack(block.to(tl.float64), TILE, BLOCK)
+            samples = _unstack(block, TILE, BLOCK)
         outputs = ()
         for t in tl.static_range(TILE):
-            output, state = _forward_step(samples[t], state, b, na, SECTIONS, ORDER)
-            outputs = outputs + (output,)
+            output, state = _forward_step(samples[t].to(tl.float64), state, b, na, SECTIONS, ORDER)
+            outputs = outputs + (output.to(y_ptr.dtype.element_ty),)
         if WRITE_Y:
-            block = _stack(outputs, 0, TILE, BLOCK).to(y_ptr.dtype.element_ty)
+            block = _stack(outputs, 0, TILE, BLOCK)
             tl.store(y_row[:, None] + (start + columns)[None, :], block, mask=live[:, None])
     for time in range(first + n_tiles * TILE, end):
         if CHECKPOINT > 0:
@@ -463,24 +463,26 @@ def adjoint_kernel(
             upstreams = _zeros(BLOCK, TILE)
         else:
             block = tl.load(g_row[:, None] + times.to(tl.int64)[None, :] * g_step, mask=live[:, None], other=0.0)
-            upstreams = _unstack(block.to(tl.float64), TILE, BLOCK)
+            upstreams = _unstack(block, TILE, BLOCK)
         samples = _zeros(BLOCK, TILE)
         outputs = _zeros(BLOCK, TILE)
         if NEED_B:
             block = tl.load(x_row[:, None] + times.to(tl.int64)[None, :] * x_step, mask=live[:, None], other=0.0)
-            samples = _unstack(block.to(tl.float64), TILE, BLOCK)
+            samples = _unstack(block, TILE, BLOCK)
         if NEED_A:
             block = tl.load(y_ptr + own_row[:, None] + times[None, :], mask=live[:, None], other=0.0)
-            outputs = _unstack(block.to(tl.float64), TILE, BLOCK)
+            outputs = _unstack(block, TILE, BLOCK)
+        # Tiles stay in the signals' dtype, widened a column at a time (registers).
         grad_inputs = ()
         for back in tl.static_range(TILE):
             grad_input, history, grad_b, grad_a = _adjoint_sample(
-                upstreams[TILE - 1 - back], history, grad_b, grad_a, samples[TILE - 1 - back],
-                outputs[TILE - 1 - back], b, na, SECTIONS, ORDER, NEED_A, NEED_B
+                upstreams[TILE - 1 - back].to(tl.float64), history, grad_b, grad_a,
+                samples[TILE - 1 - back].to(tl.float64), outputs[TILE - 1 - back].to(tl.float64),
+                b, na, SECTIONS, ORDER, NEED_A, NEED_B
             )
-            grad_inputs = (grad_input,) + grad_inputs
+            grad_inputs = (grad_input.to(gx_ptr.dtype.element_ty),) + grad_inputs
         if NEED_X:
-            block = _stack(grad_inputs, 0, TILE, BLOCK).to(gx_ptr.dtype.element_ty)
+            block = _stack(grad_inputs, 0, TILE, BLOCK)
             tl.store(gx_ptr + own_row[:, None] + times[None, :], block, mask=live[:, None])
 
     if NEED_B:
