@@ -1,12 +1,17 @@
-"""Checks of the CUDA path that need no GPU, on fake CUDA tensors (``FakeTensorMode``).
+"""Checks of the CUDA path that need no GPU: on fake CUDA tensors (``FakeTensorMode``),
+and on the kernels as compiled for an H100.
 
 Run as a script by ``test_fake_cuda.py``, in a process where Triton's interpreter is
-off (the test process turns it on without a GPU, and interpreted kernels cannot be
-traced). Fake tensors have shapes, dtypes and devices but no values, so:
+off (the test process turns it on without a GPU, and interpreted kernels can be
+neither traced nor compiled). Fake tensors have shapes, dtypes and devices but no
+values, so:
 
 - a host-device sync (any read of a value: ``.item()``, ``bool(tensor)``) raises;
 - ``torch.export`` and AOTAutograd (the front half of ``torch.compile``) trace what
   a CUDA call records, without running a kernel.
+
+The compiled kernels' integer arithmetic is read from their Triton IR (compiled for
+``sm_90`` by Triton's own compiler, as ``benchmarks/triton_report.py`` does).
 
 Prints one JSON line per check: ``{"check": name, "ok": bool, "detail": str}``.
 """
@@ -160,6 +165,38 @@ def compile_traces_into_the_kernels():
     assert found["cascade"] == ["carry_kernel", "forward_kernel"], found
     assert found["cascade adjoint"] == ["adjoint_kernel", "carry_kernel", "cascade_adjoint_kernel", "forward_kernel"], found
     return json.dumps(found)
+
+
+@check
+def offsets_are_64_bit():
+    """Every integer product in every kernel is 64-bit (an output past 2**31 elements,
+    or chunk rows times the state's size, would wrap in 32 bits), in the launches of a
+    filter and of a cascade, forward and backward, chunked in time."""
+    import re
+    import importlib.util
+    from pathlib import Path
+
+    import triton
+    from triton.backends.compiler import GPUTarget
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "triton_report.py"
+    spec = importlib.util.spec_from_file_location("triton_report", path)
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    compiled = set()
+    for _, _, run in report.variants([2], [2]):
+        for kernel_name, _, args, constants in report.record_launches(run):
+            name, signature, constexprs, attrs, options = report.compile_source(kernel_name, args, constants)
+            kernel = getattr(triton_backend._kernels(), name)
+            source = triton.compiler.ASTSource(fn=kernel, signature=signature, constexprs=constexprs, attrs=attrs)
+            ir = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options).asm["ttir"]
+            products = re.findall(r"arith\.muli [^\n]*: (\S+)", ir)
+            assert products, f"{name}: no integer products found: is the IR's syntax what this check reads?"
+            narrow = [kind for kind in products if "i64" not in kind]
+            assert not narrow, f"{name} multiplies in {narrow}"
+            compiled.add(name)
+    assert compiled == {"forward_kernel", "adjoint_kernel", "carry_kernel", "cascade_adjoint_kernel"}, compiled
+    return f"{sorted(compiled)}"
 
 
 if __name__ == "__main__":

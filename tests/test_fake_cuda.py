@@ -1,6 +1,7 @@
-"""The CUDA path without a GPU: ``fake_cuda_checks.py`` runs in a subprocess on fake
-CUDA tensors (no values, so any host-device sync raises; ``torch.export`` and
-AOTAutograd trace without running a kernel) with Triton's interpreter off."""
+"""The CUDA path without a GPU: ``fake_cuda_checks.py`` runs in a subprocess with
+Triton's interpreter off, on fake CUDA tensors (no values, so any host-device sync
+raises; ``torch.export`` and AOTAutograd trace without running a kernel) and on the
+kernels compiled for an H100 (their offsets are 64-bit)."""
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ CHECKS = [
     "no_sync_in_the_kernels_host_code",
     "export_on_cuda_records_the_triton_op",
     "compile_traces_into_the_kernels",
+    "offsets_are_64_bit",
 ]
 
 

@@ -1,7 +1,7 @@
 """The Triton backend's launch arithmetic (``backends/_triton_launch.py``), which needs
 no GPU and no Triton: grids within CUDA's limits, chunks of time that cover the
 signal, and batch strides that read broadcast tensors in place. The kernels' own
-64-bit offsets are checked on their compiled code (``test_triton_compiled.py``)."""
+64-bit offsets are checked on their compiled code (``test_fake_cuda.py``)."""
 import pytest
 import torch
 

@@ -365,9 +365,9 @@ def carry_kernel(
     live = chains < n_chains
     state = _zeros(BLOCK, DIM)
     for step in range(0, n_chunks):
-        chunk = step
+        chunk = tl.cast(step, tl.int64)
         if REVERSE:
-            chunk = n_chunks - 1 - step
+            chunk = n_chunks - 1 - chunk
         rows = chunk * n_chains + chains
         _store_row(entering_ptr, rows * DIM, state, live, DIM)
         local = _load_row(local_ptr, rows * DIM, live, DIM)

@@ -394,6 +394,7 @@ def filter_adjoint_op(
     """Gradients of ``(waveform, a, b, zi)`` (empty where not asked for; ``zi_shape``
     empty: there was no ``zi``)."""
     need_x, need_a, need_b, need_zi = needs_input_grad
+    y = y.contiguous()  # the forward's own output: contiguous already, so no copy
     p = _problem(waveform, a_coeffs, b_coeffs, None, cascade=False, batch=list(y.shape[:-1]))
     with _device_guard(waveform.device):
         gradients = _adjoint(p, grad_y, grad_zf, None, y, (need_x, need_a, need_b, need_zi and len(zi_shape) > 0))
