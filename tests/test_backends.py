@@ -50,7 +50,7 @@ def test_triton_on_cpu_only_under_the_interpreter(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     assert resolve_backend("triton", waveform, order=2, batch_ndim=1) == "triton"
     monkeypatch.setenv("TRITON_INTERPRET", "0")
-    with pytest.raises(ValueError, match=r"expected a problem the triton backend supports \(cuda or cpu tensors, order <= 8\)"):
+    with pytest.raises(ValueError, match=r"expected a problem the triton backend supports \(cuda or cpu tensors, order <= 8, at most 4 batch dims\)"):
         resolve_backend("triton", waveform, order=2, batch_ndim=1)
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     with pytest.raises(ValueError, match="order 9"):

@@ -237,6 +237,13 @@ def test_orders_above_the_register_limit_are_refused(rng):
         lfilter_bank(*on_device(torch.zeros(2, 10, dtype=torch.float64), a, a), backend="triton")
 
 
+def test_more_than_four_batch_dims_are_refused():
+    waveform = torch.zeros(1, 1, 1, 1, 2, 10, dtype=torch.float64, device=DEVICE)
+    a = torch.tensor([1.0, -0.5], dtype=torch.float64, device=DEVICE)
+    with pytest.raises(ValueError, match="expected a problem the triton backend supports .* at most 4 batch dims.* 5 batch dims"):
+        lfilter_bank(waveform, a, a, backend="triton")
+
+
 def test_torch_func_transforms_match_autograd(rng):
     """grad, jacfwd and vmap run the Triton kernels too (test_func_transforms.py covers
     the other backends on larger cases)."""

@@ -89,7 +89,7 @@ REGISTRY = (
     Backend("native", native, native.available, devices=("cpu",), max_order=native.max_order,
             max_batch_dims=native.MAX_DIMS),
     Backend("triton", triton_backend, triton_backend.available, devices=("cuda", "cpu"),
-            max_order=lambda: triton_backend.MAX_ORDER,
+            max_order=lambda: triton_backend.MAX_ORDER, max_batch_dims=triton_backend.MAX_BATCH_DIMS,
             extra_support=lambda waveform: waveform.device.type == "cuda" or triton_backend.interpreting()),
     Backend("block", block, _always, scriptable=True),
     Backend("loop", loop, _always, scriptable=True),
