@@ -258,6 +258,32 @@ def _initial_state(user_ptr, user_offset, user_step, user_section_step, entering
 
 
 @triton.jit
+def _program_chains(a_ptr, b_ptr, size1, size2, size3,
+                    a_stride0, a_stride1, a_stride2, a_stride3, a_step, a_section_step,
+                    b_stride0, b_stride1, b_stride2, b_stride3, b_step, b_section_step,
+                    n_lanes, SECTIONS: tl.constexpr, ORDER: tl.constexpr, UNIT_STATES: tl.constexpr,
+                    BLOCK: tl.constexpr):
+    """What every kernel starts with: this program's chunk (``program_id(1)``) and
+    lanes, which are live, each lane's chain (lane ``i`` is chain ``i // DIM`` where
+    ``UNIT_STATES``), the chains' batch index, and their coefficients ``b`` and ``-a``
+    (section-major tuples). Returns ``(chunk, lanes, live, chains, index, b, na, rows)``
+    with ``rows = chunk * n_lanes + lane`` (the per-chunk outputs' rows)."""
+    chunk = tl.program_id(1).to(tl.int64)
+    lanes = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    live = lanes < n_lanes
+    if UNIT_STATES:
+        chains = lanes // (SECTIONS * ORDER)
+    else:
+        chains = lanes
+    index = _batch_index(chains, size1, size2, size3)
+    b = _load_taps(b_ptr, _offset(index, b_stride0, b_stride1, b_stride2, b_stride3), b_step, b_section_step,
+                   live, SECTIONS, 0, ORDER + 1, False)
+    na = _load_taps(a_ptr, _offset(index, a_stride0, a_stride1, a_stride2, a_stride3), a_step, a_section_step,
+                    live, SECTIONS, 1, ORDER + 1, True)
+    return chunk, lanes, live, chains, index, b, na, chunk * n_lanes + lanes
+
+
+@triton.jit
 def forward_kernel(
     x_ptr, a_ptr, b_ptr, zi_ptr, entering_ptr, y_ptr, finals_ptr, checkpoints_ptr,
     size1, size2, size3,
@@ -284,19 +310,12 @@ def forward_kernel(
     adjoint recomputes from).
     """
     DIM: tl.constexpr = SECTIONS * ORDER
-    chunk = tl.program_id(1).to(tl.int64)
-    lanes = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    live = lanes < n_lanes
-    if UNIT_STATES:
-        chains = lanes // DIM
-    else:
-        chains = lanes
-    index = _batch_index(chains, size1, size2, size3)
-    b = _load_taps(b_ptr, _offset(index, b_stride0, b_stride1, b_stride2, b_stride3), b_step, b_section_step,
-                   live, SECTIONS, 0, ORDER + 1, False)
-    na = _load_taps(a_ptr, _offset(index, a_stride0, a_stride1, a_stride2, a_stride3), a_step, a_section_step,
-                    live, SECTIONS, 1, ORDER + 1, True)
-    rows = chunk * n_lanes + lanes
+    chunk, lanes, live, chains, index, b, na, rows = _program_chains(
+        a_ptr, b_ptr, size1, size2, size3,
+        a_stride0, a_stride1, a_stride2, a_stride3, a_step, a_section_step,
+        b_stride0, b_stride1, b_stride2, b_stride3, b_step, b_section_step,
+        n_lanes, SECTIONS, ORDER, UNIT_STATES, BLOCK,
+    )
     state = _initial_state(zi_ptr, _offset(index, zi_stride0, zi_stride1, zi_stride2, zi_stride3), zi_step,
                            zi_section_step, entering_ptr, rows, live, chunk, 0, lanes, BLOCK, SECTIONS, ORDER,
                            HAS_ZI, HAS_ENTERING, UNIT_STATES)
@@ -411,19 +430,12 @@ def adjoint_kernel(
     to the chunk's start; the partial one, at its end, runs first.
     """
     DIM: tl.constexpr = SECTIONS * ORDER
-    chunk = tl.program_id(1).to(tl.int64)
-    lanes = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    live = lanes < n_lanes
-    if UNIT_STATES:
-        chains = lanes // DIM
-    else:
-        chains = lanes
-    index = _batch_index(chains, size1, size2, size3)
-    b = _load_taps(b_ptr, _offset(index, b_stride0, b_stride1, b_stride2, b_stride3), b_step, b_section_step,
-                   live, SECTIONS, 0, ORDER + 1, False)
-    na = _load_taps(a_ptr, _offset(index, a_stride0, a_stride1, a_stride2, a_stride3), a_step, a_section_step,
-                    live, SECTIONS, 1, ORDER + 1, True)
-    rows = chunk * n_lanes + lanes
+    chunk, lanes, live, chains, index, b, na, rows = _program_chains(
+        a_ptr, b_ptr, size1, size2, size3,
+        a_stride0, a_stride1, a_stride2, a_stride3, a_step, a_section_step,
+        b_stride0, b_stride1, b_stride2, b_stride3, b_step, b_section_step,
+        n_lanes, SECTIONS, ORDER, UNIT_STATES, BLOCK,
+    )
     history = _initial_state(gzf_ptr, _offset(index, gzf_stride0, gzf_stride1, gzf_stride2, gzf_stride3), gzf_step,
                              gzf_section_step, entering_ptr, rows, live, chunk, tl.num_programs(1) - 1, lanes,
                              BLOCK, SECTIONS, ORDER, HAS_GZF, HAS_ENTERING, UNIT_STATES)
@@ -524,15 +536,12 @@ def cascade_adjoint_kernel(
     caller). The first section writes the waveform's gradient (``gx``).
     """
     DIM: tl.constexpr = SECTIONS * ORDER
-    chunk = tl.program_id(1).to(tl.int64)
-    chains = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    live = chains < n_chains
-    index = _batch_index(chains, size1, size2, size3)
-    b = _load_taps(b_ptr, _offset(index, b_stride0, b_stride1, b_stride2, b_stride3), b_step, b_section_step,
-                   live, SECTIONS, 0, ORDER + 1, False)
-    na = _load_taps(a_ptr, _offset(index, a_stride0, a_stride1, a_stride2, a_stride3), a_step, a_section_step,
-                    live, SECTIONS, 1, ORDER + 1, True)
-    rows = chunk * n_chains + chains
+    chunk, _, live, chains, index, b, na, rows = _program_chains(
+        a_ptr, b_ptr, size1, size2, size3,
+        a_stride0, a_stride1, a_stride2, a_stride3, a_step, a_section_step,
+        b_stride0, b_stride1, b_stride2, b_stride3, b_step, b_section_step,
+        n_chains, SECTIONS, ORDER, False, BLOCK,
+    )
     n_rows = tl.num_programs(1).to(tl.int64) * n_chains
     history = _initial_state(gzf_ptr, _offset(index, gzf_stride0, gzf_stride1, gzf_stride2, gzf_stride3), gzf_step,
                              gzf_section_step, entering_ptr, rows, live, chunk, tl.num_programs(1) - 1, chains,

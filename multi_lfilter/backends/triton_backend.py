@@ -190,14 +190,14 @@ def _float64(device, *shape) -> Tensor:
     return torch.empty(shape, dtype=torch.float64, device=device)
 
 
-def _launch_forward(p: _Problem, *, n_chunks, chunk_length, n_lanes, finals, zi=None, entering=None, y=None,
+def _launch_forward(p: _Problem, *, n_chunks, chunk_length, n_lanes, states, zi=None, entering=None, y=None,
                     checkpoints=None, unit_states=False):
     dummy = p.a_coeffs  # for pointers a variant never touches
     _launch(
         "forward_kernel", (launch.program_count(n_lanes, BLOCK), n_chunks),
         p.waveform, p.a_coeffs, p.b_coeffs,
         zi if zi is not None else dummy, entering if entering is not None else dummy,
-        y if y is not None else dummy, finals, checkpoints if checkpoints is not None else dummy,
+        y if y is not None else dummy, states, checkpoints if checkpoints is not None else dummy,
         *p.sizes(),
         *p.signal_strides(p.waveform), *p.tap_strides(p.a_coeffs), *p.tap_strides(p.b_coeffs),
         *p.tap_strides(zi),
@@ -218,17 +218,20 @@ def _carry(p: _Problem, local: Tensor, transition: Tensor, n_chunks: int, revers
     return entering
 
 
-def _forward_entering(p: _Problem, zi: Optional[Tensor], n_chunks: int, chunk_length: int) -> Optional[Tensor]:
-    """The state entering every chunk after the first (``(chunks, chains, DIM)``
-    float64), or ``None`` for a single chunk."""
+def _entering_states(p: _Problem, launch_pass, n_chunks: int, chunk_length: int, reverse: bool, **inputs):
+    """The state entering every chunk (``(chunks, chains, DIM)`` float64; the first
+    chunk's, or with ``reverse`` the last's, is the user's and reads as zero here), or
+    ``None`` for a single chunk: the one-chunk transition from unit states, every
+    chunk from its start, then the carry. ``launch_pass`` is ``_launch_forward`` or
+    (``reverse``) ``_launch_adjoint`` with its ``inputs``."""
     if n_chunks == 1:
         return None
     transition = _float64(p.device, p.n_chains * p.dim, p.dim)
-    _launch_forward(p, n_chunks=1, chunk_length=chunk_length, n_lanes=p.n_chains * p.dim, finals=transition,
-                    unit_states=True)
+    launch_pass(p, n_chunks=1, chunk_length=chunk_length, n_lanes=p.n_chains * p.dim, states=transition,
+                unit_states=True)
     local = _float64(p.device, n_chunks * p.n_chains, p.dim)
-    _launch_forward(p, n_chunks=n_chunks, chunk_length=chunk_length, n_lanes=p.n_chains, finals=local, zi=zi)
-    return _carry(p, local, transition, n_chunks, reverse=False)
+    launch_pass(p, n_chunks=n_chunks, chunk_length=chunk_length, n_lanes=p.n_chains, states=local, **inputs)
+    return _carry(p, local, transition, n_chunks, reverse)
 
 
 def _forward(p: _Problem, zi: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
@@ -241,15 +244,15 @@ def _forward(p: _Problem, zi: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
             zf = zf + p.flat_state(zi).to(dtype)
         return y, zf
     n_chunks, chunk_length = _chunking(p.n_chains, p.length, p.dim)
-    entering = _forward_entering(p, zi, n_chunks, chunk_length)
+    entering = _entering_states(p, _launch_forward, n_chunks, chunk_length, False, zi=zi)
     finals = _float64(p.device, n_chunks * p.n_chains, p.dim)
-    _launch_forward(p, n_chunks=n_chunks, chunk_length=chunk_length, n_lanes=p.n_chains, finals=finals, zi=zi,
+    _launch_forward(p, n_chunks=n_chunks, chunk_length=chunk_length, n_lanes=p.n_chains, states=finals, zi=zi,
                     entering=entering, y=y)
     zf = finals[(n_chunks - 1) * p.n_chains:].view(p.batch + [p.dim]).to(dtype)
     return y, zf
 
 
-def _launch_adjoint(p: _Problem, *, n_chunks, chunk_length, n_lanes, history, grad_y=None, grad_zf=None,
+def _launch_adjoint(p: _Problem, *, n_chunks, chunk_length, n_lanes, states, grad_y=None, grad_zf=None,
                     entering=None, y=None, grad_x=None, grad_a=None, grad_b=None, unit_states=False):
     dummy = p.a_coeffs
     upstream = grad_y if grad_y is not None else dummy
@@ -258,7 +261,7 @@ def _launch_adjoint(p: _Problem, *, n_chunks, chunk_length, n_lanes, history, gr
         upstream, p.waveform, y if y is not None else dummy, p.a_coeffs, p.b_coeffs,
         grad_zf if grad_zf is not None else dummy, entering if entering is not None else dummy,
         grad_x if grad_x is not None else dummy, grad_a if grad_a is not None else dummy,
-        grad_b if grad_b is not None else dummy, history,
+        grad_b if grad_b is not None else dummy, states,
         *p.sizes(),
         *p.signal_strides(grad_y), *p.signal_strides(p.waveform),
         *p.tap_strides(p.a_coeffs), *p.tap_strides(p.b_coeffs), *p.tap_strides(grad_zf),
@@ -267,20 +270,6 @@ def _launch_adjoint(p: _Problem, *, n_chunks, chunk_length, n_lanes, history, gr
         UNIT_STATES=unit_states, NEED_X=grad_x is not None, NEED_A=grad_a is not None, NEED_B=grad_b is not None,
         BLOCK=BLOCK, TILE=TILE,
     )
-
-
-def _adjoint_entering(p, grad_y, grad_zf, n_chunks, chunk_length) -> Optional[Tensor]:
-    """The history entering every chunk but the last, from the chunks after it (as
-    ``_forward_entering``, in reversed time), or ``None`` for a single chunk."""
-    if n_chunks == 1:
-        return None
-    transition = _float64(p.device, p.n_chains * p.dim, p.dim)
-    _launch_adjoint(p, n_chunks=1, chunk_length=chunk_length, n_lanes=p.n_chains * p.dim, history=transition,
-                    unit_states=True)
-    local = _float64(p.device, n_chunks * p.n_chains, p.dim)
-    _launch_adjoint(p, n_chunks=n_chunks, chunk_length=chunk_length, n_lanes=p.n_chains, history=local,
-                    grad_y=grad_y, grad_zf=grad_zf)
-    return _carry(p, local, transition, n_chunks, reverse=True)
 
 
 def _adjoint(p: _Problem, grad_y, grad_zf, zi, y, needs_input_grad):
@@ -301,12 +290,12 @@ def _adjoint(p: _Problem, grad_y, grad_zf, zi, y, needs_input_grad):
     grad_b = make([rows] + coefficient_tail, dtype=torch.float64, device=p.device) if need_b else None
     history = _float64(p.device, rows, p.dim)
     if p.n_chains > 0 and p.length > 0:
-        entering = _adjoint_entering(p, grad_y, grad_zf, n_chunks, chunk_length)
+        entering = _entering_states(p, _launch_adjoint, n_chunks, chunk_length, True, grad_y=grad_y, grad_zf=grad_zf)
         if recompute:
             _cascade_adjoint(p, grad_y, grad_zf, zi, entering, n_chunks, chunk_length, grad_x, grad_a, grad_b,
                              history)
         else:
-            _launch_adjoint(p, n_chunks=n_chunks, chunk_length=chunk_length, n_lanes=p.n_chains, history=history,
+            _launch_adjoint(p, n_chunks=n_chunks, chunk_length=chunk_length, n_lanes=p.n_chains, states=history,
                             grad_y=grad_y, grad_zf=grad_zf, entering=entering, y=y, grad_x=grad_x,
                             grad_a=grad_a, grad_b=grad_b)
     else:  # nothing to run back through: the state's gradient passes through
@@ -330,11 +319,11 @@ def _cascade_adjoint(p, grad_y, grad_zf, zi, entering, n_chunks, chunk_length, g
     """The cascade's final adjoint pass with coefficient gradients: checkpoints from a
     forward pass over the same chunks, then ``cascade_adjoint_kernel``."""
     rows = n_chunks * p.n_chains
-    forward_entering = _forward_entering(p, zi, n_chunks, chunk_length)
+    forward_entering = _entering_states(p, _launch_forward, n_chunks, chunk_length, False, zi=zi)
     segments = -(-chunk_length // CHECKPOINT)
     checkpoints = _float64(p.device, segments, p.dim, rows)
     _launch_forward(p, n_chunks=n_chunks, chunk_length=chunk_length, n_lanes=p.n_chains,
-                    finals=_float64(p.device, rows, p.dim), zi=zi, entering=forward_entering,
+                    states=_float64(p.device, rows, p.dim), zi=zi, entering=forward_entering,
                     checkpoints=checkpoints)
     signals = _float64(p.device, p.sections, CHECKPOINT, rows)
     upstream = _float64(p.device, CHECKPOINT, rows)
