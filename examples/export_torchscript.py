@@ -3,7 +3,10 @@
 The model: 40 band-pass biquads on a mel scale, then the log energy of each band in
 25 ms frames, a small learnable front-end. It is scripted, saved, loaded, and compared
 with the eager model; then loaded again in a fresh Python process where importing
-``multi_lfilter`` is impossible, because a scripted model needs only torch.
+``multi_lfilter`` is impossible: a scripted model needs only torch and, where it calls
+the native op on CPU (the default where the op library is built), that library,
+loaded with ``torch.ops.load_library(multi_lfilter.library_path())``. Scripted with
+``MULTI_LFILTER_SCRIPT_PORTABLE=1`` set, it needs torch alone.
 
 Run:  python examples/export_torchscript.py [--output front_end.pt] [--short]
 """
@@ -16,7 +19,7 @@ import tempfile
 import torch
 from torch import Tensor, nn
 
-from multi_lfilter import BiquadFilterBank
+from multi_lfilter import BiquadFilterBank, library_path
 
 SAMPLE_RATE = 16000
 
@@ -39,6 +42,8 @@ CHECK_IN_FRESH_PROCESS = """
 import sys
 sys.modules["multi_lfilter"] = None  # importing the package now fails
 import torch
+if sys.argv[3]:  # the op library, where the model calls it
+    torch.ops.load_library(sys.argv[3])
 model = torch.jit.load(sys.argv[1])
 inputs = torch.load(sys.argv[2])
 torch.testing.assert_close(model(inputs["waveform"]), inputs["expected"])
@@ -67,7 +72,8 @@ def main(argv=None):
         inputs = os.path.join(folder, "inputs.pt")
         torch.save({"waveform": waveform, "expected": expected}, inputs)
         # Run from the temporary folder so the package cannot be found by path either.
-        result = subprocess.run([sys.executable, "-c", CHECK_IN_FRESH_PROCESS, path, inputs], cwd=folder,
+        library = str(library_path() or "")
+        result = subprocess.run([sys.executable, "-c", CHECK_IN_FRESH_PROCESS, path, inputs, library], cwd=folder,
                                 capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
         if result.returncode != 0:
             raise SystemExit(f"the fresh process failed:\n{result.stderr}")

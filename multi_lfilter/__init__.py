@@ -8,7 +8,8 @@ Example:
     torch.Size([4, 2, 1000])
 """
 from . import design
-from .backends.dispatch import available_backends
+from .backends.dispatch import available_backends, warn_if_the_op_library_is_missing
+from .backends.native import library_path
 from .cascades import (
     filtfilt_bank,
     lfilter_zi_bank,
@@ -19,6 +20,7 @@ from .cascades import (
 )
 from .compat import lfilter
 from .design import freqz_bank
+from .export_modes import export_mode, to_portable
 from .functional import lfilter_bank, lfilter_bank_with_state
 from .modules import BiquadFilterBank, ButterworthFilterBank, LFilterBank, SOSFilterBank
 
@@ -29,16 +31,21 @@ __all__ = [
     "SOSFilterBank",
     "available_backends",
     "design",
+    "export_mode",
     "filtfilt_bank",
     "freqz_bank",
     "lfilter",
     "lfilter_bank",
     "lfilter_bank_with_state",
     "lfilter_zi_bank",
+    "library_path",
     "sosfilt_bank",
     "sosfilt_bank_with_state",
     "sosfilt_zi_bank",
     "sosfiltfilt_bank",
+    "to_portable",
 ]
 
 __version__ = "0.1.0"
+
+warn_if_the_op_library_is_missing()

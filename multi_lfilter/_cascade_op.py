@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ._shapes import cascade_batch_shape
-from .backends import cascade, triton_backend
+from .backends import cascade, native, triton_backend
 from .backends.dispatch import backend_for_call, traces_triton
 
 
@@ -85,13 +85,19 @@ def _setup_context(ctx, inputs, output):
     ctx.has_zi = zi is not None
     ctx.save_for_backward(waveform, a_coeffs, b_coeffs, zi if zi is not None else waveform.new_empty(0))
     ctx.backend = backend
-    ctx.triton_op = False
+    ctx.kernels = None  # the op resolves its backend: its own adjoint op does too
 
 
 def _setup_triton_context(ctx, inputs, output):
     """The Triton op's inputs have no backend: it is Triton."""
     _setup_context(ctx, tuple(inputs) + ("triton",), output)
-    ctx.triton_op = True
+    ctx.kernels = triton_backend
+
+
+def _setup_native_context(ctx, inputs, output):
+    """The native op (C++, ``native_sosfilt``): its last input is the thread grain."""
+    _setup_context(ctx, tuple(inputs[:4]) + ("native",), output)
+    ctx.kernels = native
 
 
 def _backward(ctx, grad_y, grad_zf):
@@ -119,8 +125,8 @@ def _backward(ctx, grad_y, grad_zf):
             for tensor, need, gradient in zip(inputs, needs, gradients)
         ]
         return (*gradients, None)
-    if ctx.triton_op:
-        outputs = triton_backend.sosfilt_adjoint_op(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, needs)
+    if ctx.kernels is not None:
+        outputs = ctx.kernels.sosfilt_adjoint_op(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, needs)
     else:
         outputs = sosfilt_adjoint_op(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, needs, ctx.backend)
     return (*[g if need else None for g, need in zip(outputs, needs)], None)
@@ -132,3 +138,7 @@ def _triton_backward(ctx, grad_y, grad_zf):
 
 sosfilt_op.register_autograd(_backward, setup_context=_setup_context)
 triton_backend.sosfilt_op.register_autograd(_triton_backward, setup_context=_setup_triton_context)
+if native.available():
+    torch.library.register_autograd(
+        "multi_lfilter::native_sosfilt", _backward, setup_context=_setup_native_context
+    )

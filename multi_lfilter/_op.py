@@ -27,7 +27,7 @@ from torch import Tensor
 from ._adjoint import filter_adjoint
 from ._shapes import filter_batch_shape
 from ._validation import transforms_active
-from .backends import triton_backend
+from .backends import native, triton_backend
 from .backends.dispatch import backend_for_call, backend_module, traces_triton
 
 
@@ -105,13 +105,19 @@ def _setup_context(ctx, inputs, output):
     ctx.save_for_backward(waveform, a_coeffs, b_coeffs, y)
     ctx.zi_shape = None if zi is None else list(zi.shape)
     ctx.backend = backend
-    ctx.triton_op = False
+    ctx.kernels = None  # the op resolves its backend: its own adjoint op does too
 
 
 def _setup_triton_context(ctx, inputs, output):
     """The Triton op's inputs have no backend: it is Triton."""
     _setup_context(ctx, tuple(inputs) + ("triton",), output)
-    ctx.triton_op = True
+    ctx.kernels = triton_backend
+
+
+def _setup_native_context(ctx, inputs, output):
+    """The native op (C++, ``native_filter``): its last input is the thread grain."""
+    _setup_context(ctx, tuple(inputs[:4]) + ("native",), output)
+    ctx.kernels = native
 
 
 def _backward(ctx, grad_y, grad_zf):
@@ -137,8 +143,8 @@ def _backward(ctx, grad_y, grad_zf):
         zi_shape = ctx.zi_shape if ctx.zi_shape is not None else []
         needs = list(needs_input_grad)
         needs[3] = needs[3] and ctx.zi_shape is not None
-        if ctx.triton_op:
-            outputs = triton_backend.filter_adjoint_op(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs)
+        if ctx.kernels is not None:
+            outputs = ctx.kernels.filter_adjoint_op(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs)
         else:
             outputs = filter_adjoint_op(
                 grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs, ctx.backend
@@ -153,6 +159,10 @@ def _triton_backward(ctx, grad_y, grad_zf):
 
 filter_op.register_autograd(_backward, setup_context=_setup_context)
 triton_backend.filter_op.register_autograd(_triton_backward, setup_context=_setup_triton_context)
+if native.available():
+    torch.library.register_autograd(
+        "multi_lfilter::native_filter", _backward, setup_context=_setup_native_context
+    )
 
 
 def _tangent(ctx, t_waveform, t_a, t_b, t_zi, t_backend):

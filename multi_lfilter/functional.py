@@ -19,6 +19,7 @@ from ._validation import (
     value_checks_allowed,
     widen_half,
 )
+from .export_modes import current_export_mode
 from .backends.dispatch import backend_for_call, backend_module, exported_filter, scripted_filter
 
 
@@ -112,7 +113,7 @@ def _filter_with_state(
     if torch.jit.is_scripting():
         return scripted_filter(waveform, a_normalised, b_normalised, zi, backend, has_feedback)
     if torch.compiler.is_exporting():
-        return exported_filter(waveform, a_normalised, b_normalised, zi, backend)
+        return exported_filter(waveform, a_normalised, b_normalised, zi, backend, current_export_mode())
     if not has_feedback:
         backend_for_call(backend, waveform, a_normalised, b_normalised, zi, read_data=False)  # name check
         return filter_fir(waveform, b_normalised, zi)

@@ -28,7 +28,7 @@ def test_every_registered_backend_declares_what_it_supports():
     names = [backend.name for backend in REGISTRY]
     assert names == ["native", "triton", "block", "loop", "export"]
     by_name = {backend.name: backend for backend in REGISTRY}
-    assert [name for name in names if by_name[name].scriptable] == ["block", "loop"]
+    assert [name for name in names if by_name[name].scriptable] == ["native", "block", "loop"]
     assert by_name["native"].devices == ("cpu",)
     assert "cpu" not in (by_name["block"].devices or ())  # None: any device
 
@@ -211,25 +211,22 @@ def test_native_memory_is_the_output_and_nothing_the_size_of_it_besides():
 
 
 @pytest.mark.parametrize("reason, warns", [("not built", True), ("disabled", False)])
-def test_a_missing_build_warns_once_with_the_fix(reason, warns, monkeypatch):
-    """Without the C kernels CPU calls run the block algorithm: where they failed to
-    build (not where they were disabled on purpose) the first such call says so."""
+def test_a_missing_build_warns_with_the_fix(reason, warns, monkeypatch):
+    """Without the op library CPU calls run the block algorithm: where it failed to
+    build or load (not where it was disabled on purpose) importing the package says so."""
     import warnings
 
     from multi_lfilter.backends import dispatch
 
-    monkeypatch.setattr(native, "_LIBRARY", None)
     monkeypatch.setattr(native, "_WHY_MISSING", reason)
-    monkeypatch.setattr(dispatch, "_warned_about_the_c_kernels", [])
-    a, b = torch.tensor([1.0, -0.5]), torch.tensor([0.5, 0.0])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        lfilter_bank(torch.zeros(2, 10), a_coeffs=a, b_coeffs=b)
-        lfilter_bank(torch.zeros(2, 10), a_coeffs=a, b_coeffs=b)
+        dispatch.warn_if_the_op_library_is_missing()
     messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     if warns:
         assert len(messages) == 1, messages
-        assert "the C kernels are not built" in messages[0] and "Reinstall with a C compiler" in messages[0]
+        assert f"the native op library is {reason}" in messages[0]
+        assert "Reinstall with a C/C++ compiler" in messages[0]
     else:
         assert messages == []
 
@@ -280,26 +277,3 @@ def test_native_cascade_gradients_are_the_same_bits_on_any_thread_count(waveform
     finally:
         torch.set_num_threads(previous)
     assert torch.equal(gradients[0][0], gradients[1][0]) and torch.equal(gradients[0][1], gradients[1][1])
-
-
-@needs_native
-def test_the_c_kernels_check_what_they_are_handed():
-    """Each refusal has its own code and message (Python never sends these)."""
-    problem = native._problem([2], 10, 2, torch.float32)
-    problem.order = native.max_order() + 1
-    assert native._LIBRARY.mlf_forward(problem) == -2
-    problem.order, problem.ndim = 2, native.MAX_DIMS + 1
-    assert native._LIBRARY.mlf_forward(problem) == -3
-    problem.ndim, problem.rows = 1, 5  # the sizes say 2
-    assert native._LIBRARY.mlf_forward(problem) == -4
-    problem.rows = 2  # consistent, but no tensors
-    assert native._LIBRARY.mlf_adjoint(problem) == -5
-    problem.sections = native.max_sections() + 1  # too many sections
-    assert native._LIBRARY.mlf_forward(problem) == -2
-    problem.sections, problem.order = 3, 4  # sections are biquads only
-    assert native._LIBRARY.mlf_forward(problem) == -2
-    problem.sections, problem.order = 1, 2
-    with pytest.raises(RuntimeError, match=r"refused the problem: an order above the kernels' limit \(code -2\)"):
-        native._check(-2)
-    with pytest.raises(MemoryError, match="out of memory"):
-        native._check(-1)

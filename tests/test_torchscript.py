@@ -1,4 +1,5 @@
 """TorchScript: scripted functions and Modules match eager, and export without the package."""
+import os
 import subprocess
 import sys
 import textwrap
@@ -8,7 +9,12 @@ import torch
 
 from multi_lfilter import BiquadFilterBank, SOSFilterBank, lfilter, lfilter_bank, lfilter_bank_with_state
 
+from multi_lfilter import library_path
+from multi_lfilter.backends.dispatch import SCRIPT_PORTABLE_VARIABLE, SCRIPTS_CALL_NATIVE
+
 from helpers import random_filter_bank
+
+needs_scripted_native = pytest.mark.skipif(not SCRIPTS_CALL_NATIVE, reason="the op library is not loaded here")
 
 
 class BankModel(torch.nn.Module):
@@ -47,11 +53,52 @@ def test_scripted_lfilter_matches_eager(rng):
     torch.testing.assert_close(scripted_lfilter(waveform, a, b, True, False), lfilter(waveform, a, b, True, False))
 
 
-def test_scripted_native_backend_is_a_clear_error(rng):
+def test_scripted_unknown_backend_is_a_clear_error(rng):
     a, b = random_filter_bank(2, n_filters=4, rng=rng)
     scripted_bank = torch.jit.script(lfilter_bank)
-    with pytest.raises(torch.jit.Error, match="expected backend 'auto', 'block' or 'loop' under TorchScript, got native"):
-        scripted_bank(torch.randn(4, 300, dtype=torch.float64), a, b, None, "native")
+    with pytest.raises(torch.jit.Error, match="expected backend 'auto', 'native', 'block' or 'loop' under TorchScript, got triton"):
+        scripted_bank(torch.randn(4, 300, dtype=torch.float64), a, b, None, "triton")
+
+
+def _calls(graph) -> set:
+    """The kinds of every node of a TorchScript graph, inside branches too."""
+    kinds = set()
+    pending = [graph]
+    while pending:
+        block = pending.pop()
+        for node in block.nodes():
+            kinds.add(node.kind())
+            pending.extend(node.blocks())
+    return kinds
+
+
+@needs_scripted_native
+@pytest.mark.parametrize("backend", ["auto", "native"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_scripted_code_runs_the_native_op_on_cpu(backend, dtype, rng):
+    """On CPU tensors scripted "auto" and "native" call the op library: the same bits as
+    eager's native kernels, and the op is in the graph."""
+    a, b = random_filter_bank(2, n_filters=4, rng=rng, max_radius=0.95)
+    waveform = torch.from_numpy(rng.normal(size=(3, 1, 700))).to(dtype)
+    zi = torch.from_numpy(rng.normal(size=(4, 2))).to(dtype)
+    scripted = torch.jit.script(lfilter_bank_with_state)
+    actual = scripted(waveform, a.to(dtype), b.to(dtype), zi, backend)
+    expected = lfilter_bank_with_state(waveform, a.to(dtype), b.to(dtype), zi, backend="native")
+    assert torch.equal(actual[0], expected[0]) and torch.equal(actual[1], expected[1])
+    assert "multi_lfilter::native_filter" in _calls(scripted.inlined_graph)
+
+
+@needs_scripted_native
+def test_scripted_native_falls_back_where_the_op_cannot_run(rng):
+    """Above the kernels' order (and on other devices) scripted "auto" runs the block
+    algorithm; "native" says why it cannot."""
+    a, b = random_filter_bank(34, n_filters=2, rng=rng, max_radius=0.5)
+    waveform = torch.from_numpy(rng.normal(size=(2, 1, 300)))
+    scripted = torch.jit.script(lfilter_bank)
+    expected = lfilter_bank(waveform, a, b, backend="loop")
+    torch.testing.assert_close(scripted(waveform, a, b, None, "auto"), expected, rtol=0, atol=1e-8)
+    with pytest.raises(torch.jit.Error, match="expected a problem the native backend supports under TorchScript"):
+        scripted(waveform, a, b, None, "native")
 
 
 def test_scripted_module_matches_eager_and_trains(rng):
@@ -74,33 +121,70 @@ def exported_models(rng):
     }
 
 
-@pytest.mark.parametrize("name", ["custom", "biquad-bank", "sos-bank"])
-def test_saved_module_loads_in_a_process_without_multi_lfilter(name, tmp_path, rng):
-    model = exported_models(rng)[name]
-    waveform = torch.randn(3, 200)
-    torch.jit.save(torch.jit.script(model), str(tmp_path / "bank.pt"))
-    torch.save({"waveform": waveform, "expected": model(waveform).detach()}, tmp_path / "io.pt")
-
-    program = textwrap.dedent(
-        f"""
-        import sys, warnings
-        warnings.simplefilter("ignore")
-        sys.modules["multi_lfilter"] = None  # any import of the package now fails
-        import torch
-        model = torch.jit.load({str(tmp_path / "bank.pt")!r})
-        io = torch.load({str(tmp_path / "io.pt")!r})
-        actual = model(io["waveform"])
-        torch.testing.assert_close(actual, io["expected"], rtol=1e-6, atol=1e-5)
-        print("loaded-and-matched")
-        """
-    )
-    # Run from the temporary folder so the package is not importable by path either.
+def _run_without_the_package(program: str, folder, extra_environment=None):
+    """Runs ``program`` where ``import multi_lfilter`` fails (from an empty folder, with
+    the package's name blocked) and returns its standard output."""
+    header = 'import sys, warnings\nwarnings.simplefilter("ignore")\nsys.modules["multi_lfilter"] = None\n'
+    environment = {"PATH": "/usr/bin:/bin", "PYTHONPATH": "", **(extra_environment or {})}
     result = subprocess.run(
-        [sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ""},
+        [sys.executable, "-c", header + textwrap.dedent(program)], cwd=folder, capture_output=True, text=True,
+        timeout=300, env=environment,
     )
     assert result.returncode == 0, result.stderr
-    assert "loaded-and-matched" in result.stdout
+    return result.stdout
+
+
+SCRIPT_AND_SAVE = """
+    import multi_lfilter, torch, pickle
+    from multi_lfilter.backends.dispatch import SCRIPTS_CALL_NATIVE
+    assert not SCRIPTS_CALL_NATIVE
+    model = pickle.load(open({model!r}, "rb"))
+    torch.jit.save(torch.jit.script(model), {saved!r})
+"""
+
+
+@pytest.mark.parametrize("mode", ["native", "portable"])
+@pytest.mark.parametrize("name", ["custom", "biquad-bank", "sos-bank"])
+def test_saved_module_loads_in_a_process_without_multi_lfilter(name, mode, tmp_path, rng):
+    """A scripted model runs where the package is not installed: with the op library
+    loaded (the default where it is built), or with torch alone when scripted with
+    ``MULTI_LFILTER_SCRIPT_PORTABLE=1``."""
+    if mode == "native" and not SCRIPTS_CALL_NATIVE:
+        pytest.skip("the op library is not loaded here")
+    model = exported_models(rng)[name]
+    waveform = torch.randn(3, 200)
+    saved = str(tmp_path / "bank.pt")
+    if mode == "native":
+        torch.jit.save(torch.jit.script(model), saved)
+    else:  # scripted in a process that imported the package with the switch set
+        import pickle
+
+        pickle.dump(model, open(tmp_path / "model.pkl", "wb"))
+        program = SCRIPT_AND_SAVE.format(model=str(tmp_path / "model.pkl"), saved=saved)
+        result = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(program)], capture_output=True, text=True, timeout=300,
+            env=dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(__file__)] + sys.path),
+                     **{SCRIPT_PORTABLE_VARIABLE: "1"}),
+        )
+        assert result.returncode == 0, result.stderr
+    torch.save({"waveform": waveform, "expected": model(waveform).detach()}, tmp_path / "io.pt")
+    load_library = f"torch.ops.load_library({str(library_path())!r})" if mode == "native" else ""
+    output = _run_without_the_package(
+        f"""
+        import torch
+        {load_library}
+        model = torch.jit.load({saved!r})
+        print("native-op" if "multi_lfilter::native_filter" in str(model.inlined_graph) else "built-in-ops-only")
+        io = torch.load({str(tmp_path / "io.pt")!r})
+        with torch.no_grad():
+            actual = model(io["waveform"])
+        torch.testing.assert_close(actual, io["expected"], rtol=1e-6, atol=1e-5)
+        print("loaded-and-matched")
+        """,
+        tmp_path,
+    )
+    assert "loaded-and-matched" in output
+    assert ("native-op" if mode == "native" else "built-in-ops-only") in output
 
 
 @pytest.mark.parametrize("backend", ["loop", "block"])

@@ -11,13 +11,15 @@ Each registered ``Backend`` declares the devices it runs on, the highest order a
 number of batch dims it takes, whether TorchScript can compile it, and whether
 ``"auto"`` may pick it. Eager and ``torch.compile`` calls resolve a name with
 ``resolve_backend``; TorchScript calls go through ``scripted_filter``, which may only
-run the scriptable ones.
+run the scriptable ones: the native op (where its library is loaded, unless scripts
+are made portable) and the block and loop algorithms.
 
 ``"auto"`` takes the first backend in ``AUTO_ORDER`` that supports the problem:
 the native C kernels for CPU tensors where they are built, else the block algorithm
 (CUDA and other devices). The Triton kernels are not in ``AUTO_ORDER`` until a GPU
 run has measured them against the block algorithm; ``backend="triton"`` selects them.
 """
+import os
 import warnings
 from dataclasses import dataclass
 from types import ModuleType
@@ -44,7 +46,9 @@ class Backend:
         devices: device types it runs on (``None``: any).
         max_order: the highest filter order (``None``: any).
         max_batch_dims: the most batch dims (``None``: any).
-        scriptable: whether TorchScript compiles it (its models load without this package).
+        scriptable: whether TorchScript compiles it: its ops are built-in (the model then
+            loads without this package) or the op library's (loaded with
+            ``torch.ops.load_library(multi_lfilter.library_path())``).
         extra_support: a further check on the waveform (``None``: none).
     """
 
@@ -87,7 +91,7 @@ def _always() -> bool:
 
 REGISTRY = (
     Backend("native", native, native.available, devices=("cpu",), max_order=native.max_order,
-            max_batch_dims=native.MAX_DIMS),
+            max_batch_dims=native.MAX_DIMS, scriptable=True),
     Backend("triton", triton_backend, triton_backend.available, devices=("cuda", "cpu"),
             max_order=lambda: triton_backend.MAX_ORDER, max_batch_dims=triton_backend.MAX_BATCH_DIMS,
             extra_support=lambda waveform: waveform.device.type == "cuda" or triton_backend.interpreting()),
@@ -104,6 +108,25 @@ BACKEND_CHOICES = ("auto",) + tuple(_BY_NAME)
 # on 2 CPU cores with 128 biquads, scripted, one signal: loop 1.35 ms vs block
 # 1.70 ms at 128 samples, 2.7 vs 1.9 ms at 256.
 SCRIPTED_BLOCK_MIN_LENGTH = 128
+# Set (to anything but 0) before importing the package, scripted code never calls the
+# op library: the saved model then loads with torch alone (and runs the block and loop
+# algorithms, about 11x slower than the native op on the bank workload).
+SCRIPT_PORTABLE_VARIABLE = "MULTI_LFILTER_SCRIPT_PORTABLE"
+SCRIPTS_CALL_NATIVE = (
+    _BY_NAME["native"].scriptable
+    and native.available()
+    and os.environ.get(SCRIPT_PORTABLE_VARIABLE, "") in ("", "0")
+)
+
+if SCRIPTS_CALL_NATIVE:
+
+    def _scripted_native(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        return torch.ops.multi_lfilter.native_filter(waveform, a_coeffs, b_coeffs, zi, native.SAMPLES_PER_THREAD)
+
+else:
+
+    def _scripted_native(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        raise RuntimeError("multi_lfilter: scripted without the native op library")
 
 
 def available_backends() -> List[str]:
@@ -136,8 +159,6 @@ def resolve_backend(name: str, waveform: Tensor, order: int, batch_ndim: int) ->
             if _BY_NAME[candidate].supports(waveform, order, batch_ndim):
                 chosen = candidate
                 break
-        if chosen != "native" and waveform.device.type == "cpu":
-            _warn_once_if_the_c_kernels_are_missing()
         return chosen
     available = available_backends()
     if name not in available:
@@ -152,23 +173,21 @@ def resolve_backend(name: str, waveform: Tensor, order: int, batch_ndim: int) ->
     return name
 
 
-_warned_about_the_c_kernels = []
-
-
-def _warn_once_if_the_c_kernels_are_missing() -> None:
-    """A CPU call falls back to the block algorithm because the C kernels did not
-    build or load (not because they were disabled): say so once, with the fix."""
+def warn_if_the_op_library_is_missing() -> None:
+    """Says once per process, when the package is imported, that CPU tensors will run
+    on the block algorithm because the op library did not build or load (not when it
+    was disabled on purpose), with the fix: pip hides the build's own warnings."""
     reason = native.why_missing()
-    if reason in ("", "disabled") or _warned_about_the_c_kernels or torch.compiler.is_compiling():
+    if reason in ("", "disabled"):
         return
-    _warned_about_the_c_kernels.append(True)
     warnings.warn(
-        f"multi_lfilter: the C kernels are {reason}, so CPU tensors run on the block algorithm "
-        "(about 20x slower on the bank workload). Reinstall with a C compiler present "
-        "(pip install --force-reinstall --no-deps --no-build-isolation multi_lfilter, "
-        "or pip install -e . in a checkout); set MULTI_LFILTER_DISABLE_NATIVE=1 to silence this.",
+        f"multi_lfilter: the native op library is {reason}, so CPU tensors run on the block "
+        "algorithm (about 20x slower on the bank workload). Reinstall with a C/C++ compiler "
+        "present, after torch (pip install --force-reinstall --no-deps --no-build-isolation "
+        "multi_lfilter, or pip install --no-build-isolation -e . in a checkout); set "
+        "MULTI_LFILTER_DISABLE_NATIVE=1 to silence this.",
         RuntimeWarning,
-        stacklevel=4,
+        stacklevel=2,
     )
 
 
@@ -242,20 +261,43 @@ def scripted_filter(
     backend: str,
     has_feedback: bool = True,
     block_min_length: int = SCRIPTED_BLOCK_MIN_LENGTH,
+    native_ops: bool = SCRIPTS_CALL_NATIVE,
+    native_max_order: int = native.MAX_ORDER,
+    native_max_batch_dims: int = native.MAX_DIMS,
 ) -> Tuple[Tensor, Tensor]:
-    """The TorchScript door: built-in ops only, so exported models need no package.
+    """The TorchScript door: the scriptable backends of the registry.
 
-    Runs the scriptable backends (block and loop); ``"auto"`` is the loop below
-    ``block_min_length`` samples and the block algorithm from there on, and
-    non-finite inputs go to the loop where values are read (see
-    ``exact_for_non_finite``). Filters without feedback take the convolution path
-    (``_fir``), as in eager. (The constant comes in as a default argument:
-    TorchScript cannot read globals.)
+    Where scripts call the native op (``native_ops``: the library is loaded and
+    ``MULTI_LFILTER_SCRIPT_PORTABLE`` is not set when the package is imported), CPU
+    calls within its limits run ``multi_lfilter::native_filter``, as eager does, and
+    the saved model needs the op library where it loads. Otherwise, and on other
+    devices, the graph holds built-in ops only: ``"auto"`` is the loop below
+    ``block_min_length`` samples and the block algorithm from there on, and non-finite
+    inputs go to the loop where values are read (see ``exact_for_non_finite``).
+    Filters without feedback take the convolution path (``_fir``), as in eager. (The
+    constants come in as default arguments: TorchScript cannot read globals.)
     """
-    if backend != "auto" and backend != "block" and backend != "loop":
-        raise ValueError(f"expected backend 'auto', 'block' or 'loop' under TorchScript, got {backend}")
+    if backend != "auto" and backend != "native" and backend != "block" and backend != "loop":
+        raise ValueError(f"expected backend 'auto', 'native', 'block' or 'loop' under TorchScript, got {backend}")
     if not has_feedback:
         return filter_fir(waveform, b_coeffs, zi)
+    if backend == "auto" or backend == "native":
+        batch_ndim = max(waveform.dim(), a_coeffs.dim(), b_coeffs.dim()) - 1
+        if zi is not None:
+            batch_ndim = max(batch_ndim, zi.dim() - 1)
+        fits = (
+            native_ops
+            and waveform.device.type == "cpu"
+            and a_coeffs.shape[-1] - 1 <= native_max_order
+            and batch_ndim <= native_max_batch_dims
+        )
+        if fits:
+            return _scripted_native(waveform, a_coeffs, b_coeffs, zi)
+        if backend == "native":
+            raise ValueError(
+                "expected a problem the native backend supports under TorchScript (the op library "
+                "loaded when scripting, cpu tensors, order <= 32, at most 8 batch dims)"
+            )
     short = backend == "auto" and waveform.shape[-1] < block_min_length
     non_finite = value_checks_allowed(waveform) and not all_finite(waveform, a_coeffs, b_coeffs, zi)
     if backend == "loop" or short or non_finite:
@@ -264,9 +306,11 @@ def scripted_filter(
 
 
 def exported_filter(
-    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], backend: str
+    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], backend: str, mode: str = "portable"
 ) -> Tuple[Tensor, Tensor]:
-    """The ``torch.export`` door: the export backend, or the Triton op on a GPU.
+    """The ``torch.export`` door: the export backend, the native op (``mode``
+    ``"native"``, CPU tensors within its limits: see ``export_modes``), or the Triton
+    op on a GPU.
 
     An exported program (and the ONNX model or AOTInductor package made from it) then
     holds standard ops only, the same ones at every length and batch size, and runs
@@ -282,4 +326,8 @@ def exported_filter(
     """
     if traces_triton(backend, waveform, a_coeffs, b_coeffs, zi):
         return triton_backend.filter_op(waveform, a_coeffs, b_coeffs, zi)
+    if mode == "native":
+        name = backend_for_call(backend, waveform, a_coeffs, b_coeffs, zi, read_data=False)
+        if name == "native":
+            return torch.ops.multi_lfilter.native_filter(waveform, a_coeffs, b_coeffs, zi, native.SAMPLES_PER_THREAD)
     return export_graph.forward(waveform, a_coeffs, b_coeffs, zi)

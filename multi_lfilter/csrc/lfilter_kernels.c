@@ -1,11 +1,10 @@
 /*
  * Fused CPU kernels for banks of IIR filters: the forward filter and its adjoint.
  *
- * Plain C with GCC/Clang vector extensions, loaded with ctypes: no PyTorch or Python
- * headers, so the build is fast and has no ABI coupling. The Python side
- * (multi_lfilter/backends/native.py) describes every tensor by a data pointer and its
- * strides over the broadcast batch, so a broadcast waveform is read in place, never
- * expanded.
+ * Plain C with GCC/Clang vector extensions, no PyTorch or Python headers; the op
+ * library (native_ops.cpp) registers them with PyTorch's dispatcher and describes
+ * every tensor by a data pointer and its strides over the broadcast batch
+ * (lfilter_kernels.h), so a broadcast waveform is read in place, never expanded.
  *
  * Layout of the work. The batch of R rows (one row = one signal through one filter)
  * is cut into tiles of LANES rows; one SIMD vector holds one time step of a whole
@@ -43,6 +42,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "lfilter_kernels.h"
+
 /* Runtime choice of instruction set: the kernels are compiled for AVX-512, AVX2+FMA and
  * baseline x86-64, and the loader picks the best the CPU has. The build flags stay
  * portable (no -march=native). */
@@ -55,9 +56,6 @@
 
 #define LANES 8
 #define BLOCK 64
-#define MAX_DIMS 8
-#define MAX_ORDER 32
-#define MAX_SECTIONS 32
 
 typedef double vec __attribute__((vector_size(LANES * sizeof(double))));
 
@@ -78,40 +76,6 @@ MLF_INLINE vec load_vec(const double *from)
 }
 
 MLF_INLINE void store_vec(double *to, vec value) { __builtin_memcpy(to, &value, sizeof value); }
-
-/* One tensor seen over the broadcast batch: element (row, i) is at
- * data + offset(row) + i * step, offset(row) = sum_d index_d(row) * strides[d]. */
-typedef struct {
-    const void *data; /* NULL for an absent optional tensor (read as zeros) */
-    int64_t strides[MAX_DIMS];
-    int64_t step;
-    int64_t section_step; /* cascades: from one section's values to the next's */
-} mlf_view;
-
-/* Everything one call needs; mirrored field for field by a ctypes.Structure. */
-typedef struct {
-    int64_t ndim;              /* batch dims */
-    int64_t sizes[MAX_DIMS];   /* broadcast batch shape */
-    int64_t rows;              /* product of sizes */
-    int64_t length;            /* T */
-    int64_t order;             /* N (2 for cascades) */
-    int64_t sections;          /* S: 1 for one filter, more for a cascade of biquads */
-    int64_t is_double;         /* I/O dtype of signals: 0 float32, 1 float64 */
-    int64_t n_threads;
-    mlf_view waveform;         /* I/O dtype */
-    mlf_view a;                /* float64, normalised */
-    mlf_view b;                /* float64 */
-    mlf_view zi;               /* float64, forward only */
-    mlf_view grad_y;           /* I/O dtype, adjoint only */
-    mlf_view grad_zf;          /* float64, adjoint only */
-    mlf_view grad_waveform;    /* I/O dtype, adjoint output, zero-filled; data NULL: not needed */
-    const int64_t *row_order;  /* adjoint: rows sorted by waveform offset; NULL: identity */
-    void *y;                   /* forward output, (rows, T) contiguous; adjoint input */
-    void *zf;                  /* forward output, (rows, S, N) contiguous, I/O dtype */
-    double *grad_a;            /* adjoint outputs, (rows, S, N + 1) contiguous */
-    double *grad_b;
-    double *grad_zi;           /* (rows, S, N) contiguous; NULL: not needed */
-} mlf_problem;
 
 MLF_INLINE int64_t row_offset(const mlf_problem *p, const int64_t *strides, int64_t row)
 {
@@ -802,17 +766,7 @@ static int may_split_before(const mlf_problem *p, int64_t tile)
     return sorted_gx_offset(p, tile * LANES - 1) != sorted_gx_offset(p, tile * LANES);
 }
 
-/* Distinct failures, reported by the Python side. */
-enum {
-    MLF_OK = 0,
-    MLF_OUT_OF_MEMORY = -1,
-    MLF_BAD_ORDER = -2,
-    MLF_BAD_DIMS = -3,
-    MLF_BAD_SIZES = -4,
-    MLF_MISSING_POINTER = -5,
-};
-
-/* The problem as Python should have built it: the kernels trust nothing else. */
+/* The problem as the op library should have built it: the kernels trust nothing else. */
 static int check_problem(const mlf_problem *p, int adjoint)
 {
     if (p == NULL)
@@ -920,7 +874,7 @@ static int run(const mlf_problem *p, int adjoint)
     return MLF_OK;
 }
 
-/* Public entry points (ctypes). Both return MLF_OK (0) or a failure code above. */
+/* Public entry points (lfilter_kernels.h). Both return MLF_OK (0) or a failure code. */
 int mlf_forward(const mlf_problem *problem) { return run(problem, 0); }
 
 int mlf_adjoint(const mlf_problem *problem) { return run(problem, 1); }
@@ -946,10 +900,3 @@ int mlf_advise_huge_pages(void *data, int64_t bytes)
     return 0;
 #endif
 }
-
-/* Lets the Python side check that its struct mirror has the same layout. */
-int64_t mlf_problem_size(void) { return (int64_t)sizeof(mlf_problem); }
-
-int64_t mlf_max_order(void) { return MAX_ORDER; }
-
-int64_t mlf_max_sections(void) { return MAX_SECTIONS; }
