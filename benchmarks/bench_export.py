@@ -4,11 +4,16 @@ The bank workload of ``bench_lfilter.py`` (``[32, 16000]`` float32 through 128
 band-pass biquads) as a Module, exported with ``torch.export`` (dynamic batch and
 length), then run as:
 
-- eager, ``backend="auto"`` (the native C kernels on CPU): the baseline;
-- eager, ``backend="export"``: the graph's algorithm without compilation;
-- the ``ExportedProgram`` (``program.module()``), which runs the same graph op by op;
-- an AOTInductor package (``torch._inductor.aoti_compile_and_package``);
-- the ONNX model in onnxruntime (where onnxscript and onnxruntime are installed).
+- eager, ``backend="auto"`` (the native op on CPU): the baseline;
+- eager, ``backend="export"``: the portable graph's algorithm without compilation;
+- ``torch.jit.script``: calling the native op (the default where the op library is
+  loaded), and with ``backend="block"``, the block algorithm a portable script
+  (``MULTI_LFILTER_SCRIPT_PORTABLE=1``) runs on long signals;
+- the ``ExportedProgram`` (``program.module()``), portable (standard ops, run op by
+  op) and native (``multi_lfilter.export_mode("native")``: one op node);
+- an AOTInductor package (``torch._inductor.aoti_compile_and_package``) of each;
+- the ONNX model in onnxruntime (portable; where onnxscript and onnxruntime are
+  installed).
 
 Every time is the median of ``--repeats`` runs in one process, with the ratio to the
 baseline. Also prints the export and compile times and the graph's node count at two
@@ -16,8 +21,8 @@ example lengths (the same at any length).
 
 Usage::
 
-    python benchmarks/bench_export.py                 # about two minutes
-    python benchmarks/bench_export.py --skip onnx aoti
+    python benchmarks/bench_export.py                 # about three minutes
+    python benchmarks/bench_export.py --skip onnx aoti script
 """
 import argparse
 import importlib.util
@@ -27,6 +32,7 @@ import time
 
 import torch
 
+import multi_lfilter
 from multi_lfilter import lfilter_bank
 
 from bench_lfilter import WORKLOADS, bandpass_bank, median_seconds
@@ -62,7 +68,7 @@ def dynamic_shapes():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["onnx", "aoti", "program"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["onnx", "aoti", "program", "script", "native"])
     args = parser.parse_args()
     waveform, a, b, workload = bank_workload()
     model = Bank(a, b).eval()
@@ -83,18 +89,30 @@ def main():
         export_backend = Bank(a, b, backend="export")
         rows.append(("eager, backend='export'", median_seconds(lambda: export_backend(waveform), args.repeats, warmups=1),
                      (export_backend(waveform) - expected).abs().max().item()))
+        if "script" not in args.skip:
+            for name, backend in (("torch.jit.script (native op)", "auto"), ("torch.jit.script, backend='block'", "block")):
+                scripted = torch.jit.script(Bank(a, b, backend=backend))
+                scripted(waveform)  # TorchScript's profiling runs
+                rows.append((name, median_seconds(lambda: scripted(waveform), args.repeats, warmups=1),
+                             (scripted(waveform) - expected).abs().max().item()))
+        programs = {"portable": program}
+        if "native" not in args.skip and multi_lfilter.library_path() is not None:
+            with multi_lfilter.export_mode("native"):
+                programs["native"] = torch.export.export(model, (waveform,), dynamic_shapes=dynamic_shapes())
         if "program" not in args.skip:
-            module = program.module()
-            rows.append(("ExportedProgram.module()", median_seconds(lambda: module(waveform), args.repeats, warmups=1),
-                         (module(waveform) - expected).abs().max().item()))
+            for mode, exported in programs.items():
+                module = exported.module()
+                rows.append((f"ExportedProgram.module(), {mode}", median_seconds(lambda: module(waveform), args.repeats, warmups=1),
+                             (module(waveform) - expected).abs().max().item()))
         with tempfile.TemporaryDirectory() as folder:
             if "aoti" not in args.skip:
-                start = time.perf_counter()
-                path = torch._inductor.aoti_compile_and_package(program, package_path=f"{folder}/bank.pt2")
-                print(f"AOTInductor compile: {time.perf_counter() - start:.1f} s")
-                runner = torch._inductor.aoti_load_package(path)
-                rows.append(("AOTInductor package", median_seconds(lambda: runner(waveform), args.repeats, warmups=1),
-                             (runner(waveform) - expected).abs().max().item()))
+                for mode, exported in programs.items():
+                    start = time.perf_counter()
+                    path = torch._inductor.aoti_compile_and_package(exported, package_path=f"{folder}/{mode}.pt2")
+                    print(f"AOTInductor compile, {mode}: {time.perf_counter() - start:.1f} s")
+                    runner = torch._inductor.aoti_load_package(path)
+                    rows.append((f"AOTInductor package, {mode}", median_seconds(lambda: runner(waveform), args.repeats, warmups=1),
+                                 (runner(waveform) - expected).abs().max().item()))
             if "onnx" not in args.skip and all(importlib.util.find_spec(n) for n in ("onnxscript", "onnxruntime")):
                 import onnxruntime
 
@@ -102,7 +120,7 @@ def main():
                                   verbose=False).save(f"{folder}/bank.onnx")
                 session = onnxruntime.InferenceSession(f"{folder}/bank.onnx")
                 feed = {session.get_inputs()[0].name: waveform.numpy()}
-                rows.append(("onnxruntime", median_seconds(lambda: session.run(None, feed), args.repeats, warmups=1),
+                rows.append(("onnxruntime (portable)", median_seconds(lambda: session.run(None, feed), args.repeats, warmups=1),
                              (torch.from_numpy(session.run(None, feed)[0]) - expected).abs().max().item()))
 
     peak = expected.abs().max().item()

@@ -197,6 +197,7 @@ def test_butterworth_low_and_high_pass_banks_and_errors():
         ButterworthFilterBank(2, 16000, torch.tensor([500.0]), torch.tensor([100.0]), kind="peaking")
 
 
+@pytest.mark.slow
 def test_the_butterworth_bank_compiles_and_exports():
     """Its design (complex arithmetic in torch ops) traces with the filter: torch.compile
     in one graph, torch.export to standard ops at any length."""

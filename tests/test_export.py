@@ -96,6 +96,7 @@ def test_every_front_end_exports_with_dynamic_batch_and_length(front_end):
         torch.testing.assert_close(program.module()(waveform), front_end(waveform), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_saved_program_runs_where_the_package_is_not_installed(tmp_path):
     model = LogEnergies()
     torch.export.save(export(model), str(tmp_path / "model.pt2"))
@@ -117,6 +118,7 @@ def test_a_saved_program_runs_where_the_package_is_not_installed(tmp_path):
     importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnxscript") is None,
     reason="onnx, onnxscript and onnxruntime come with the export extra: pip install multi_lfilter[export]",
 )
+@pytest.mark.slow
 def test_the_onnx_model_runs_in_onnxruntime(tmp_path):
     import onnxruntime
 
@@ -132,6 +134,7 @@ def test_the_onnx_model_runs_in_onnxruntime(tmp_path):
         torch.testing.assert_close(torch.from_numpy(result), model(waveform).detach(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_an_aotinductor_package_runs_where_the_package_is_not_installed(tmp_path):
     """Compiled ahead of time (C++, about half a minute here), loaded without Python code."""
     model = LogEnergies()

@@ -37,6 +37,7 @@ def test_the_source_distribution_carries_the_tests_license_and_kernels(tmp_path)
 
 
 @pytest.mark.skipif(not (ROOT / "setup.py").exists(), reason="needs the source checkout")
+@pytest.mark.slow
 def test_an_install_without_the_op_library_warns_and_falls_back(tmp_path):
     """What a machine without a compiler gets (``MULTI_LFILTER_SKIP_BUILD=1`` stands in
     for the missing compiler): the install succeeds, the import warns once with the

@@ -143,7 +143,7 @@ SCRIPT_AND_SAVE = """
 """
 
 
-@pytest.mark.parametrize("mode", ["native", "portable"])
+@pytest.mark.parametrize("mode", ["native", pytest.param("portable", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", ["custom", "biquad-bank", "sos-bank"])
 def test_saved_module_loads_in_a_process_without_multi_lfilter(name, mode, tmp_path, rng):
     """A scripted model runs where the package is not installed: with the op library
