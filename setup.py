@@ -1,6 +1,6 @@
 """Build script for the optional op library; the metadata lives in setup.cfg.
 
-``multi_lfilter/_ops`` (``_ops.abi3.so``) holds the C kernels (``csrc/lfilter_kernels.c``)
+``multi_lfilter/_ops`` (``_ops.abi3.so``) holds the C kernels (``csrc/lfilter_*.c``)
 and the C++ layer that registers them as PyTorch operators
 (``csrc/native_ops.cpp``), built on the LibTorch stable ABI of torch 2.10
 (``TORCH_TARGET_VERSION``) with CPython's limited API, so one build serves every later
@@ -51,8 +51,8 @@ class OptionalBuildExt(build_ext):
 
         def compile_in_parallel(sources, output_dir=None, macros=None, include_dirs=None, debug=0,
                                 extra_preargs=None, extra_postargs=None, depends=None):
-            """Each source with its language's flags, all at once (the C kernels alone
-            take most of the build)."""
+            """Each source with its language's flags, one per core at a time (the C
+            kernels take most of the build)."""
             macros, objects, _, preprocessor, build = compiler._setup_compile(
                 output_dir, macros, include_dirs, sources, depends, extra_postargs)
             arguments = compiler._get_cc_args(preprocessor, debug, extra_preargs)
@@ -62,7 +62,7 @@ class OptionalBuildExt(build_ext):
                 flags = C_FLAGS if source.endswith(".c") else CXX_FLAGS
                 compiler._compile(obj, source, extension, arguments, flags, preprocessor)
 
-            with ThreadPoolExecutor(max_workers=len(objects) or 1) as pool:
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
                 list(pool.map(compile_one, objects))
             return objects
 
@@ -84,7 +84,15 @@ def op_library():
         return None
     return Extension(
         "multi_lfilter._ops",
-        sources=["multi_lfilter/csrc/lfilter_kernels.c", "multi_lfilter/csrc/native_ops.cpp"],
+        # The tile kernels come in parts (forward, adjoint, cascade adjoint) so they
+        # compile at once; the longest first.
+        sources=[
+            "multi_lfilter/csrc/lfilter_adjoint.c",
+            "multi_lfilter/csrc/lfilter_forward.c",
+            "multi_lfilter/csrc/lfilter_cascade_adjoint.c",
+            "multi_lfilter/csrc/native_ops.cpp",
+            "multi_lfilter/csrc/lfilter_kernels.c",
+        ],
         include_dirs=include_paths() + ["multi_lfilter/csrc"],
         library_dirs=library_paths(),
         libraries=["c10", "torch", "torch_cpu"],

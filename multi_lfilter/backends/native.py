@@ -126,7 +126,8 @@ def max_sections() -> int:
 
 def forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]):
     """``(y, zf)`` of ``(..., T)`` through normalised float64 ``(..., K)`` filters."""
-    return torch.ops.multi_lfilter.native_filter(waveform, a_coeffs, b_coeffs, zi, SAMPLES_PER_THREAD)
+    # The overload itself: a streaming call then skips the overload lookup.
+    return torch.ops.multi_lfilter.native_filter.default(waveform, a_coeffs, b_coeffs, zi, SAMPLES_PER_THREAD)
 
 
 def adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_input_grad):
@@ -151,7 +152,7 @@ def cascade_forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Op
     Returns:
         ``(y, zf)``: ``(*batch, T)`` and ``(*batch, S, 2)``.
     """
-    return torch.ops.multi_lfilter.native_sosfilt(waveform, a_coeffs, b_coeffs, zi, SAMPLES_PER_THREAD)
+    return torch.ops.multi_lfilter.native_sosfilt.default(waveform, a_coeffs, b_coeffs, zi, SAMPLES_PER_THREAD)
 
 
 def cascade_adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, needs_input_grad):
