@@ -14,6 +14,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ._op import kernel_op_context
 from ._shapes import cascade_batch_shape
 from .backends import cascade, native, triton_backend
 from .backends.dispatch import backend_for_call, traces_triton
@@ -88,18 +89,6 @@ def _setup_context(ctx, inputs, output):
     ctx.kernels = None  # the op resolves its backend: its own adjoint op does too
 
 
-def _setup_triton_context(ctx, inputs, output):
-    """The Triton op's inputs have no backend: it is Triton."""
-    _setup_context(ctx, tuple(inputs) + ("triton",), output)
-    ctx.kernels = triton_backend
-
-
-def _setup_native_context(ctx, inputs, output):
-    """The native op (C++, ``native_sosfilt``): its last input is the thread grain."""
-    _setup_context(ctx, tuple(inputs[:4]) + ("native",), output)
-    ctx.kernels = native
-
-
 def _backward(ctx, grad_y, grad_zf):
     waveform, a_coeffs, b_coeffs, zi = ctx.saved_tensors
     zi = zi if ctx.has_zi else None
@@ -137,8 +126,10 @@ def _triton_backward(ctx, grad_y, grad_zf):
 
 
 sosfilt_op.register_autograd(_backward, setup_context=_setup_context)
-triton_backend.sosfilt_op.register_autograd(_triton_backward, setup_context=_setup_triton_context)
+triton_backend.sosfilt_op.register_autograd(
+    _triton_backward, setup_context=kernel_op_context(_setup_context, triton_backend, "triton")
+)
 if native.available():
     torch.library.register_autograd(
-        "multi_lfilter::native_sosfilt", _backward, setup_context=_setup_native_context
+        "multi_lfilter::native_sosfilt", _backward, setup_context=kernel_op_context(_setup_context, native, "native")
     )

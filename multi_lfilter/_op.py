@@ -108,16 +108,17 @@ def _setup_context(ctx, inputs, output):
     ctx.kernels = None  # the op resolves its backend: its own adjoint op does too
 
 
-def _setup_triton_context(ctx, inputs, output):
-    """The Triton op's inputs have no backend: it is Triton."""
-    _setup_context(ctx, tuple(inputs) + ("triton",), output)
-    ctx.kernels = triton_backend
+def kernel_op_context(setup_context, kernels, name: str):
+    """``setup_context`` for an op that is one backend's kernels (the Triton or the
+    native op): its first four inputs are the generic op's, its backend is ``name``
+    (any further input, such as the native op's thread grain, is not differentiable),
+    and backward calls that backend's adjoint op directly."""
 
+    def setup(ctx, inputs, output):
+        setup_context(ctx, tuple(inputs[:4]) + (name,), output)
+        ctx.kernels = kernels
 
-def _setup_native_context(ctx, inputs, output):
-    """The native op (C++, ``native_filter``): its last input is the thread grain."""
-    _setup_context(ctx, tuple(inputs[:4]) + ("native",), output)
-    ctx.kernels = native
+    return setup
 
 
 def _backward(ctx, grad_y, grad_zf):
@@ -158,10 +159,12 @@ def _triton_backward(ctx, grad_y, grad_zf):
 
 
 filter_op.register_autograd(_backward, setup_context=_setup_context)
-triton_backend.filter_op.register_autograd(_triton_backward, setup_context=_setup_triton_context)
+triton_backend.filter_op.register_autograd(
+    _triton_backward, setup_context=kernel_op_context(_setup_context, triton_backend, "triton")
+)
 if native.available():
     torch.library.register_autograd(
-        "multi_lfilter::native_filter", _backward, setup_context=_setup_native_context
+        "multi_lfilter::native_filter", _backward, setup_context=kernel_op_context(_setup_context, native, "native")
     )
 
 

@@ -127,3 +127,17 @@ def backends_on(device):
     if device == "cpu":
         return [name for name in available if name not in _CPU_ONLY_IN_TEST_TRITON]
     return [name for name in available if name != "native"]
+
+
+class LogEnergies(torch.nn.Module):
+    """The deployment tests' model: a learnable bank of 16 biquads on ``(B, T)``
+    audio, then the log energy per filter, ``(B, 16)``."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.bank = multi_lfilter.BiquadFilterBank(16, 16000)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        filtered = self.bank(waveform)  # (B, T) -> (B, C, T)
+        return torch.log(filtered.pow(2).mean(-1) + 1e-6)

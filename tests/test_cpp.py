@@ -8,9 +8,11 @@ import pytest
 import torch
 
 import multi_lfilter
-from multi_lfilter import BiquadFilterBank, export_mode
+from multi_lfilter import export_mode
 from multi_lfilter.backends import native
 from multi_lfilter.backends.dispatch import SCRIPTS_CALL_NATIVE
+
+from helpers import LogEnergies
 
 SOURCE = Path(__file__).parent / "cpp" / "run_models.cpp"
 COMPILER = shutil.which("g++") or shutil.which("clang++")
@@ -23,16 +25,6 @@ pytestmark = [
     pytest.mark.skipif(COMPILER is None, reason="no C++ compiler (g++ or clang++) here"),
     pytest.mark.skipif(not HEADERS.exists(), reason="this torch has no libtorch headers"),
 ]
-
-
-class LogEnergies(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.bank = BiquadFilterBank(16, 16000)
-
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        return torch.log(self.bank(waveform).pow(2).mean(-1) + 1e-6)
 
 
 class Tensors(torch.nn.Module):

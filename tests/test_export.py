@@ -11,7 +11,9 @@ import pytest
 import torch
 
 import multi_lfilter
-from multi_lfilter import BiquadFilterBank, lfilter_bank
+from multi_lfilter import lfilter_bank
+
+from helpers import LogEnergies
 
 A = torch.tensor([[1.0, -1.6, 0.8], [1.0, -0.5, 0.1]])
 B = torch.tensor([[0.2, 0.1, 0.05], [0.3, 0.0, -0.3]])
@@ -21,19 +23,6 @@ WITHOUT_THE_PACKAGE = "import sys; sys.modules['multi_lfilter'] = None\n"
 
 def bank(waveform):
     return lfilter_bank(waveform, a_coeffs=A, b_coeffs=B)
-
-
-class LogEnergies(torch.nn.Module):
-    """The issue's example model: a learnable bank, then the log energy per filter."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.bank = BiquadFilterBank(16, 16000)
-
-    def forward(self, waveform):
-        filtered = self.bank(waveform)  # (B, T) -> (B, C, T)
-        return torch.log(filtered.pow(2).mean(-1) + 1e-6)
 
 
 def dynamic_batch_and_length(minimum_length=1):

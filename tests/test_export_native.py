@@ -9,24 +9,14 @@ import pytest
 import torch
 
 import multi_lfilter
-from multi_lfilter import BiquadFilterBank, SOSFilterBank, export_mode, lfilter_bank, to_portable
+from multi_lfilter import SOSFilterBank, export_mode, lfilter_bank, to_portable
 from multi_lfilter.backends import native
+
+from helpers import LogEnergies
 
 needs_native = pytest.mark.skipif(not native.available(), reason="the op library is not loaded here")
 NATIVE_OP = "multi_lfilter.native_filter.default"
 INPUTS = [torch.randn(2, 777), torch.randn(5, 3000)]  # two batch sizes, two lengths
-
-
-class LogEnergies(torch.nn.Module):
-    """A learnable bank, then the log energy per filter."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.bank = BiquadFilterBank(16, 16000)
-
-    def forward(self, waveform):
-        return torch.log(self.bank(waveform).pow(2).mean(-1) + 1e-6)
 
 
 def export(model, example=None):

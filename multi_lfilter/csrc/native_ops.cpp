@@ -32,6 +32,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "lfilter_kernels.h"
@@ -141,6 +142,27 @@ std::optional<Tensor> as_float64(const std::optional<Tensor>& tensor, const char
   return torch::stable::to(*tensor, ScalarType::Double);
 }
 
+// The checks every op makes of its waveform and coefficients (a filter: tail 1, a
+// cascade: tail 2), and what follows from them: (order, sections).
+std::pair<int64_t, int64_t> check_inputs(const Tensor& waveform, const Tensor& a_coeffs, const Tensor& b_coeffs,
+                                         int64_t tail) {
+  check_signal(waveform, "waveform");
+  check_coefficients(a_coeffs, "a_coeffs");
+  check_coefficients(b_coeffs, "b_coeffs");
+  const int64_t length = a_coeffs.size(a_coeffs.dim() - 1);
+  STD_TORCH_CHECK(length == b_coeffs.size(b_coeffs.dim() - 1) && length >= 1,
+                  "multi_lfilter native kernels: expected a and b of one length K >= 1");
+  return {length - 1, tail == 2 ? a_coeffs.size(a_coeffs.dim() - 2) : 1};
+}
+
+// The broadcast batch of the inputs' leading dims.
+Shape batch_of(const Tensor& waveform, const Tensor& a_coeffs, const Tensor& b_coeffs,
+               const std::optional<Tensor>& zi, int64_t tail) {
+  std::vector<Shape> shapes{leading(waveform, 1), leading(a_coeffs, tail), leading(b_coeffs, tail)};
+  if (zi.has_value()) shapes.push_back(leading(*zi, tail));
+  return broadcast(shapes);
+}
+
 // The common part of every problem: batch, length, order, sections, dtype, threads.
 mlf_problem make_problem(const Shape& batch, int64_t length, int64_t order, int64_t sections,
                          ScalarType dtype, int64_t samples_per_thread) {
@@ -174,17 +196,9 @@ void run(int (*kernel)(const mlf_problem*), const mlf_problem& problem) {
 // The forward of a filter (tail 1) or a cascade (tail 2): (y, zf).
 std::tuple<Tensor, Tensor> forward(const Tensor& waveform, const Tensor& a_coeffs, const Tensor& b_coeffs,
                                    const std::optional<Tensor>& zi, int64_t tail, int64_t samples_per_thread) {
-  check_signal(waveform, "waveform");
-  check_coefficients(a_coeffs, "a_coeffs");
-  check_coefficients(b_coeffs, "b_coeffs");
-  STD_TORCH_CHECK(a_coeffs.size(a_coeffs.dim() - 1) == b_coeffs.size(b_coeffs.dim() - 1) && a_coeffs.size(a_coeffs.dim() - 1) >= 1,
-                  "multi_lfilter native kernels: expected a and b of one length K >= 1");
-  const int64_t order = a_coeffs.size(a_coeffs.dim() - 1) - 1;
-  const int64_t sections = tail == 2 ? a_coeffs.size(a_coeffs.dim() - 2) : 1;
+  const auto [order, sections] = check_inputs(waveform, a_coeffs, b_coeffs, tail);
   const std::optional<Tensor> zi_double = as_float64(zi, "zi");
-  std::vector<Shape> shapes{leading(waveform, 1), leading(a_coeffs, tail), leading(b_coeffs, tail)};
-  if (zi_double.has_value()) shapes.push_back(leading(*zi_double, tail));
-  const Shape batch = broadcast(shapes);
+  const Shape batch = batch_of(waveform, a_coeffs, b_coeffs, zi_double, tail);
   const int64_t length = waveform.size(waveform.dim() - 1);
   const ScalarType dtype = waveform.scalar_type();
 
@@ -232,13 +246,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> adjoint(
     const std::optional<Tensor>& grad_y, const std::optional<Tensor>& grad_zf, const Tensor& waveform,
     const Tensor& a_coeffs, const Tensor& b_coeffs, const std::optional<Tensor>& y, const std::optional<Tensor>& zi,
     bool need_waveform, bool need_zi, int64_t tail, int64_t samples_per_thread) {
-  check_signal(waveform, "waveform");
-  check_coefficients(a_coeffs, "a_coeffs");
-  check_coefficients(b_coeffs, "b_coeffs");
-  STD_TORCH_CHECK(a_coeffs.size(a_coeffs.dim() - 1) == b_coeffs.size(b_coeffs.dim() - 1) && a_coeffs.size(a_coeffs.dim() - 1) >= 1,
-                  "multi_lfilter native kernels: expected a and b of one length K >= 1");
-  const int64_t order = a_coeffs.size(a_coeffs.dim() - 1) - 1;
-  const int64_t sections = tail == 2 ? a_coeffs.size(a_coeffs.dim() - 2) : 1;
+  const auto [order, sections] = check_inputs(waveform, a_coeffs, b_coeffs, tail);
   const ScalarType dtype = waveform.scalar_type();
   const std::optional<Tensor> zi_double = as_float64(zi, "zi");
   const std::optional<Tensor> grad_zf_double = as_float64(grad_zf, "grad_zf");
@@ -249,21 +257,15 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> adjoint(
     y_contiguous = torch::stable::contiguous(*y);
     batch = leading(*y, 1);
   } else {
-    std::vector<Shape> shapes{leading(waveform, 1), leading(a_coeffs, tail), leading(b_coeffs, tail)};
-    if (zi_double.has_value()) shapes.push_back(leading(*zi_double, tail));
-    batch = broadcast(shapes);
+    batch = batch_of(waveform, a_coeffs, b_coeffs, zi_double, tail);
   }
   if (grad_y.has_value()) {
     check_signal(*grad_y, "grad_y");
     STD_TORCH_CHECK(grad_y->scalar_type() == dtype, "multi_lfilter native kernels: expected grad_y in the waveform's dtype");
   }
   const int64_t length = waveform.size(waveform.dim() - 1);
-  const Shape coefficient_tail = tail == 2 ? Shape{sections, order + 1} : Shape{order + 1};
-  const Shape state_tail = tail == 2 ? Shape{sections, order} : Shape{order};
-  Shape coefficient_shape = batch;
-  coefficient_shape.insert(coefficient_shape.end(), coefficient_tail.begin(), coefficient_tail.end());
-  Shape state_shape = batch;
-  state_shape.insert(state_shape.end(), state_tail.begin(), state_tail.end());
+  const Shape coefficient_shape = tail == 2 ? append(batch, {sections, order + 1}) : append(batch, {order + 1});
+  const Shape state_shape = tail == 2 ? append(batch, {sections, order}) : append(batch, {order});
 
   Tensor grad_a = empty(coefficient_shape, ScalarType::Double);
   Tensor grad_b = empty(coefficient_shape, ScalarType::Double);
