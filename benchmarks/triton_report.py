@@ -44,7 +44,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from multi_lfilter.backends import triton_backend  # noqa: E402
+from multi_lfilter.backends import triton as triton_backend  # noqa: E402
 
 BANK = dict(batch=32, filters=128, length=16000)
 # (variant, order) -> the most instructions per step, on sm_90.

@@ -19,7 +19,7 @@ import torch
 
 import multi_lfilter
 from bench_lfilter import WORKLOADS, bandpass_bank, median_seconds
-from multi_lfilter.backends import triton_backend
+from multi_lfilter.backends import triton as triton_backend
 
 
 def timings(workload, repeats):

@@ -10,23 +10,19 @@ Example:
 from . import design
 from .backends.dispatch import available_backends, warn_if_the_op_library_is_missing
 from .backends.native import library_path
-from .cascades import (
-    filtfilt_bank,
-    lfilter_zi_bank,
-    sosfilt_bank,
-    sosfilt_bank_with_state,
-    sosfilt_zi_bank,
-    sosfiltfilt_bank,
-)
+from .cascades import sosfilt_bank, sosfilt_bank_with_state
 from .compat import lfilter
 from .design import freqz_bank
 from .export_modes import export_mode, to_portable
 from .functional import lfilter_bank, lfilter_bank_with_state
-from .modules import BiquadFilterBank, ButterworthFilterBank, LFilterBank, SOSFilterBank
+from .modules import BiquadFilterBank, ButterworthFilterBank, CascadeFilterBank, LFilterBank, SOSFilterBank
+from .steady_state import lfilter_zi_bank, sosfilt_zi_bank
+from .zero_phase import filtfilt_bank, sosfiltfilt_bank
 
 __all__ = [
     "BiquadFilterBank",
     "ButterworthFilterBank",
+    "CascadeFilterBank",
     "LFilterBank",
     "SOSFilterBank",
     "available_backends",

@@ -2,7 +2,7 @@
 
 ``sosfilt(waveform, a, b, zi, backend) -> (y, zf)`` takes ``(..., S, 3)`` normalised
 float64 coefficients per section and ``(..., S, 2)`` states, and runs the cascade
-through ``backends.cascade`` (one pass with the native kernels). Like the filter op
+through ``backends.cascade_dispatch`` (one pass with the native kernels). Like the filter op
 (``_op``) it has a fake implementation, so ``torch.compile`` sees one node, and an
 autograd formula whose backward is a second opaque op, ``sosfilt_adjoint``: no
 intermediate signal per section is kept for backward. Double backward recomputes the
@@ -14,10 +14,13 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ._call_mode import backward_builds_graph
 from ._op import kernel_op_context
+from ._sections import sections_one_by_one
 from ._shapes import cascade_batch_shape
-from .backends import cascade, native, triton_backend
-from .backends.dispatch import backend_for_call, traces_triton
+from .backends import cascade_dispatch, native
+from .backends import triton as triton_backend
+from .backends.dispatch import backend_for_call, registered, traces_triton
 
 
 def resolve_cascade_backend(name: str, waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], read_data: bool = True) -> str:
@@ -32,7 +35,7 @@ def sosfilt_op(
 ) -> Tuple[Tensor, Tensor]:
     """``(y, zf)`` of a cascade; the backend is resolved here, from the tensors received."""
     name = resolve_cascade_backend(backend, waveform, a_coeffs, b_coeffs, zi)
-    return cascade.forward(name, waveform, a_coeffs, b_coeffs, zi)
+    return cascade_dispatch.forward(name, waveform, a_coeffs, b_coeffs, zi)
 
 
 @sosfilt_op.register_fake
@@ -54,7 +57,7 @@ def sosfilt_adjoint_op(
 ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """The cascade's adjoint as an opaque op; gradients not asked for come back empty."""
     name = resolve_cascade_backend(backend, waveform, a_coeffs, b_coeffs, zi)
-    gradients = cascade.adjoint(name, grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, tuple(needs_input_grad))
+    gradients = cascade_dispatch.adjoint(name, grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, tuple(needs_input_grad))
     return tuple(g if g is not None else waveform.new_empty(0) for g in gradients)
 
 
@@ -75,7 +78,7 @@ def graph_sosfilt(
     """The op a graph records for a cascade: the Triton op where the call runs the
     Triton kernels in one pass on a GPU (as ``_op.graph_filter``), else ``sosfilt``."""
     section_zi = None if zi is None else zi[..., 0, :]
-    one_pass = a_coeffs.shape[-2] <= triton_backend.max_sections()
+    one_pass = a_coeffs.shape[-2] <= registered("triton").max_sections()
     if one_pass and traces_triton(backend, waveform, a_coeffs[..., 0, :], b_coeffs[..., 0, :], section_zi):
         return triton_backend.sosfilt_op(waveform, a_coeffs, b_coeffs, zi)
     return sosfilt_op(waveform, a_coeffs, b_coeffs, zi, backend)
@@ -95,14 +98,10 @@ def _backward(ctx, grad_y, grad_zf):
     needs = list(ctx.needs_input_grad[:4])
     needs[3] = needs[3] and zi is not None
     inputs = (waveform, a_coeffs, b_coeffs, zi)
-    building_graph = torch.is_grad_enabled() and any(
-        tensor is not None and tensor.requires_grad for tensor in (grad_y, grad_zf) + inputs
-    )
+    building_graph = backward_builds_graph([grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi])
     if building_graph:
         # Double backward: differentiate the cascade recomputed section by section.
         wanted = [tensor for tensor, need in zip(inputs, needs) if need]
-        from .cascades import sections_one_by_one  # (cascades imports this module)
-
         with torch.enable_grad():
             y, zf = sections_one_by_one(waveform, a_coeffs, b_coeffs, zi, ctx.backend)
             outputs = [o for o, g in ((y, grad_y), (zf, grad_zf)) if g is not None]

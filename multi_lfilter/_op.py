@@ -25,9 +25,9 @@ import torch
 from torch import Tensor
 
 from ._adjoint import filter_adjoint
+from ._call_mode import backward_builds_graph
 from ._shapes import filter_batch_shape
-from ._validation import transforms_active
-from .backends import native, triton_backend
+from .backends import native, triton as triton_backend
 from .backends.dispatch import backend_for_call, backend_module, traces_triton
 
 
@@ -124,10 +124,7 @@ def kernel_op_context(setup_context, kernels, name: str):
 def _backward(ctx, grad_y, grad_zf):
     waveform, a_coeffs, b_coeffs, y = ctx.saved_tensors
     needs_input_grad = tuple(ctx.needs_input_grad[:4])
-    building_graph = transforms_active() or (torch.is_grad_enabled() and any(
-        tensor is not None and tensor.requires_grad
-        for tensor in (grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y)
-    ))
+    building_graph = backward_builds_graph([grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y])
     if building_graph:
         tracing = torch.compiler.is_compiling() or torch.jit.is_tracing()
 

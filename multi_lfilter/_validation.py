@@ -8,6 +8,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ._precision import is_half
 from ._shapes import broadcast_batch_shape
 
 
@@ -157,33 +158,6 @@ def check_filter_inputs(
         raise ValueError(message)
 
 
-def is_half(dtype: torch.dtype) -> bool:
-    """float16 or bfloat16: accepted, filtered in a wider type (see ``widen_half``)."""
-    return dtype == torch.float16 or dtype == torch.bfloat16
-
-
-def widen_half(
-    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]
-) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
-    """The inputs with every half-precision tensor widened, where the waveform is half.
-
-    The compute type is float64 where the coefficients are (the policy of every
-    backend), else float32: a half waveform with float32 coefficients is what a model
-    under ``torch.autocast`` hands a float32 filter bank. The caller casts the results
-    back to the waveform's dtype.
-    """
-    wide = torch.float64 if a_coeffs.dtype == torch.float64 or b_coeffs.dtype == torch.float64 else torch.float32
-    if is_half(waveform.dtype):
-        waveform = waveform.to(wide)
-    if is_half(a_coeffs.dtype):
-        a_coeffs = a_coeffs.to(wide)
-    if is_half(b_coeffs.dtype):
-        b_coeffs = b_coeffs.to(wide)
-    if zi is not None and is_half(zi.dtype):
-        zi = zi.to(wide)
-    return waveform, a_coeffs, b_coeffs, zi
-
-
 def data_checks_allowed() -> bool:
     """Whether checks that read the data (like a zero ``a0``) may run: everywhere but
     inside a ``torch.compile`` graph, which they would break, a ``torch.jit.trace``,
@@ -249,3 +223,22 @@ def normalize_coefficients(
             f"in a_coeffs of shape {list(a_coeffs.shape)}"
         )
     return a_coeffs / leading, b_coeffs / leading
+
+
+def check_sections(sos: Tensor, allow_half: bool = False) -> None:
+    """The dtype (float16/bfloat16 too where ``allow_half``: the caller widens them) and
+    the ``(..., S, 6)`` shape of sections."""
+    if sos.dtype != torch.float32 and sos.dtype != torch.float64 and not (allow_half and is_half(sos.dtype)):
+        raise TypeError(f"expected sos to be float32 or float64, got {dtype_name(sos.dtype)}")
+    if sos.dim() < 2 or sos.shape[-1] != 6 or sos.shape[-2] == 0:
+        raise ValueError(f"expected sos of shape (..., S, 6) with S >= 1 sections, got {list(sos.shape)}")
+
+
+def check_sos_inputs(waveform: Tensor, sos: Tensor, zi: Optional[Tensor]) -> None:
+    """What every cascade function checks first: tensors, and sections it can take
+    (half precision included: the cascade widens it)."""
+    if not torch.jit.is_scripting():
+        check_is_tensor("waveform", waveform)
+        check_is_tensor("sos", sos)
+        check_is_tensor("zi", zi, optional=True)
+    check_sections(sos, allow_half=True)

@@ -8,31 +8,18 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from ._call_mode import EAGER, EXPORT, GRAPH, call_mode
 from ._fir import filter_fir
 from ._op import FilterFunction, graph_filter
+from ._precision import is_half, widen_half
 from ._validation import (
     check_filter_inputs,
     check_filter_inputs_are_tensors,
-    is_half,
     normalize_coefficients,
-    transforms_active,
     value_checks_allowed,
-    widen_half,
 )
 from .export_modes import current_export_mode
 from .backends.dispatch import backend_for_call, backend_module, exported_filter, scripted_filter
-
-
-def _needs_graph(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> bool:
-    """Whether autograd must see this call: grad mode on and some input requiring grad."""
-    if not torch.is_grad_enabled():
-        return False
-    return (
-        waveform.requires_grad
-        or a_coeffs.requires_grad
-        or b_coeffs.requires_grad
-        or (zi is not None and zi.requires_grad)
-    )
 
 
 def lfilter_bank_with_state(
@@ -112,25 +99,34 @@ def _filter_with_state(
 
     if torch.jit.is_scripting():
         return scripted_filter(waveform, a_normalised, b_normalised, zi, backend, has_feedback)
-    if torch.compiler.is_exporting():
-        return exported_filter(waveform, a_normalised, b_normalised, zi, backend, current_export_mode())
+    return _filter_outside_script(waveform, a_normalised, b_normalised, zi, backend, has_feedback)
+
+
+@torch.jit.unused
+def _filter_outside_script(
+    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], backend: str, has_feedback: bool
+) -> Tuple[Tensor, Tensor]:
+    """Every mode but TorchScript's (see ``_call_mode``), on normalised coefficients."""
+    mode = call_mode([waveform, a_coeffs, b_coeffs, zi])
+    if mode == EXPORT:
+        return exported_filter(waveform, a_coeffs, b_coeffs, zi, backend, current_export_mode())
     if not has_feedback:
-        backend_for_call(backend, waveform, a_normalised, b_normalised, zi, read_data=False)  # name check
-        return filter_fir(waveform, b_normalised, zi)
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        backend_for_call(backend, waveform, a_coeffs, b_coeffs, zi, read_data=False)  # name check
+        return filter_fir(waveform, b_coeffs, zi)
+    if mode == GRAPH:
         # The op keeps the backend as asked for ("auto" by default) and resolves it from
         # the tensors it receives when it runs, so a traced or compiled graph works
         # where another backend is the right one; on a GPU the graph may hold the
         # Triton kernels instead (graph_filter). Unknown names fail now.
-        return graph_filter(waveform, a_normalised, b_normalised, zi, backend)
-    if transforms_active() or _needs_graph(waveform, a_normalised, b_normalised, zi):
+        return graph_filter(waveform, a_coeffs, b_coeffs, zi, backend)
+    if mode != EAGER:
         # Eager autograd, torch.func and forward-mode AD: the op as an autograd.Function.
-        backend_for_call(backend, waveform, a_normalised, b_normalised, zi, read_data=False)
-        return FilterFunction.apply(waveform, a_normalised, b_normalised, zi, backend)
+        backend_for_call(backend, waveform, a_coeffs, b_coeffs, zi, read_data=False)
+        return FilterFunction.apply(waveform, a_coeffs, b_coeffs, zi, backend)
     # Nothing to differentiate: skip the op's dispatch (tens of microseconds, which a
     # streaming call of a few hundred samples would notice).
-    backend_name = backend_for_call(backend, waveform, a_normalised, b_normalised, zi)
-    return backend_module(backend_name).forward(waveform, a_normalised, b_normalised, zi)
+    backend_name = backend_for_call(backend, waveform, a_coeffs, b_coeffs, zi)
+    return backend_module(backend_name).forward(waveform, a_coeffs, b_coeffs, zi)
 
 
 def lfilter_bank(

@@ -39,7 +39,7 @@ def _interpret_helpers_without_repatching():
         return
 
     def helper_call(self, *args, **kwargs):
-        if self.fn.__module__ != "multi_lfilter.backends._triton_kernels":
+        if self.fn.__module__ != "multi_lfilter.backends.triton.kernels":
             return call(self, *args, **kwargs)
         return self.rewrite()(*args, **kwargs)
 

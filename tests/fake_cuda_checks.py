@@ -24,7 +24,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 import multi_lfilter
 from multi_lfilter import _op
-from multi_lfilter.backends import block, triton_backend
+from multi_lfilter.backends import block, triton as triton_backend
 
 CHECKS = {}
 

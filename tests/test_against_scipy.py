@@ -6,7 +6,7 @@ import torch
 
 from multi_lfilter import lfilter_bank, lfilter_bank_with_state
 from multi_lfilter.backends import export_graph
-from multi_lfilter.backends._block_filter import BLOCK_LENGTH
+from multi_lfilter.backends.block.filter import FILTER_BLOCK_LENGTH
 
 from helpers import (
     MATRIX_BACKENDS,
@@ -170,7 +170,7 @@ def test_non_finite_samples_spread_as_in_scipy(case, backend, device, rng):
     if spreads_through_blocks(backend, device) and len(a) > 1:
         # No loop to fall back on: from the start of the sample's block (32 samples)
         # on, every output is non-finite; before it, exact.
-        block_length = export_graph.BLOCK_LENGTH if backend == "export" else BLOCK_LENGTH
+        block_length = export_graph.EXPORT_BLOCK_LENGTH if backend == "export" else FILTER_BLOCK_LENGTH
         block_start = where // block_length * block_length
         assert not np.isfinite(y[:, block_start:]).any()
         np.testing.assert_allclose(y[:, :block_start], expected[:, :block_start], rtol=0, atol=1e-10)
@@ -231,7 +231,7 @@ def test_the_block_algorithm_without_the_finiteness_check_spoils_whole_blocks(rn
     x[:, 70] = np.nan
     y, _ = block.forward(torch.from_numpy(x), torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64), None)
     expected = scipy.signal.lfilter(b, a, x, axis=-1)
-    block_start = 70 // BLOCK_LENGTH * BLOCK_LENGTH
+    block_start = 70 // FILTER_BLOCK_LENGTH * FILTER_BLOCK_LENGTH
     assert not np.isfinite(y[:, block_start:].numpy()).any()
     np.testing.assert_allclose(y[:, :block_start].numpy(), expected[:, :block_start], rtol=0, atol=1e-10)
 

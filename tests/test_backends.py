@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from multi_lfilter import available_backends, lfilter_bank, lfilter_bank_with_state, sosfilt_bank
-from multi_lfilter.backends import native, triton_backend
+from multi_lfilter.backends import native, triton as triton_backend
 from multi_lfilter.backends.dispatch import REGISTRY, resolve_backend
 
 from helpers import random_filter_bank, scipy_lfilter_rows
@@ -57,9 +57,20 @@ def test_triton_on_cpu_only_under_the_interpreter(monkeypatch):
         resolve_backend("triton", waveform, order=9, batch_ndim=1)
 
 
-def test_auto_does_not_pick_triton_until_measured():
-    """The Triton kernels are opt-in until a GPU run has compared them with the block algorithm."""
-    assert resolve_backend("auto", torch.zeros(3, 10, device="meta"), order=2, batch_ndim=1) == "block"
+def test_auto_does_not_pick_triton_until_measured(monkeypatch):
+    """The Triton kernels are opt-in until a GPU run has compared them with the block
+    algorithm: "auto" passes them over even for a problem they declare they run (here
+    with the native kernels out of the way and Triton made to take CPU tensors)."""
+    from dataclasses import replace
+
+    from multi_lfilter.backends import dispatch
+
+    runs_anything = replace(dispatch.registered("triton"), is_available=lambda: True, devices=None, extra_support=None)
+    monkeypatch.setitem(dispatch._BY_NAME, "triton", runs_anything)
+    monkeypatch.setitem(dispatch._BY_NAME, "native", replace(dispatch.registered("native"), is_available=lambda: False))
+    waveform = torch.zeros(3, 10)
+    assert dispatch.registered("triton").supports(waveform, order=2, batch_ndim=1)
+    assert resolve_backend("auto", waveform, order=2, batch_ndim=1) == "block"
 
 
 @needs_native

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from multi_lfilter import lfilter_bank
-from multi_lfilter.backends._block_adjoint import block_adjoint
-from multi_lfilter.backends._block_filter import MAX_CHUNKS, chunk_starts
+from multi_lfilter.backends.block.adjoint import block_adjoint
+from multi_lfilter.backends.block.filter import MAX_CHUNKS, chunk_starts
 from multi_lfilter.backends.block import filter_block
 from multi_lfilter.backends.loop import adjoint as loop_adjoint
 from multi_lfilter.backends.loop import filter_loop

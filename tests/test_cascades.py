@@ -197,15 +197,45 @@ def test_the_one_pass_adjoint_matches_the_section_by_section_one(rng):
         torch.testing.assert_close(native_grad, loop_grad, rtol=1e-9, atol=1e-9 * loop_grad.abs().max().item())
 
 
+def _multi_lfilter_ops(graph) -> list:
+    """The ``multi_lfilter::`` operators a traced graph calls, by name."""
+    names = []
+    for node in graph.nodes:
+        name = str(node.target)
+        if node.op == "call_function" and name.startswith("multi_lfilter."):
+            names.append(name.split(".")[1])
+    return names
+
+
 def test_a_cascade_compiles_to_one_op_each_way(rng):
+    """Under torch.compile a cascade of 4 sections is one cascade op forward and one
+    adjoint op backward, not a filter op per section."""
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    graphs = {}
+
+    def keep(kind):
+        def compiler(graph_module, example_inputs):
+            graphs[kind] = graph_module.graph
+            return make_boxed_func(graph_module.forward)
+
+        return compiler
+
     waveform, sos, zi = cascade_case(rng, 4, 100, True)
     sos = sos.clone().requires_grad_(True)
-    compiled = torch.compile(lambda x, s, z: sosfilt_bank_with_state(x, s, z)[0].square().sum(), fullgraph=True)
+    torch._dynamo.reset()
+    compiled = torch.compile(
+        lambda x, s, z: sosfilt_bank_with_state(x, s, z)[0].square().sum(),
+        fullgraph=True, backend=aot_autograd(fw_compiler=keep("forward"), bw_compiler=keep("backward")),
+    )
     loss = compiled(waveform, sos, zi)
     (grad,) = torch.autograd.grad(loss, sos)
     expected_leaf = sos.detach().clone().requires_grad_(True)
     (expected,) = torch.autograd.grad(sosfilt_bank_with_state(waveform, expected_leaf, zi)[0].square().sum(), expected_leaf)
     torch.testing.assert_close(grad, expected)
+    assert _multi_lfilter_ops(graphs["forward"]) == ["sosfilt"]
+    assert _multi_lfilter_ops(graphs["backward"]) == ["sosfilt_adjoint"]
 
 
 def test_float32_cascades_with_states_are_float64_ones_rounded_once(rng, backend):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from multi_lfilter.backends import triton_backend
+from multi_lfilter.backends import triton as triton_backend
 
 pytestmark = pytest.mark.skipif(not triton_backend.available(), reason="Triton is not installed (it ships with CUDA builds of torch)")
 

@@ -8,6 +8,7 @@ from torch.func import functional_call
 
 from multi_lfilter import (
     BiquadFilterBank,
+    ButterworthFilterBank,
     LFilterBank,
     SOSFilterBank,
     freqz_bank,
@@ -250,10 +251,38 @@ def test_repr_shows_the_configuration(module, text):
     assert repr(module) == text
 
 
-def test_modules_follow_dtype_and_backend(rng):
-    module = BiquadFilterBank(4, 16000, backend="block", dtype=torch.float64)
+@pytest.mark.parametrize("backend", ["block", "loop"])
+def test_modules_follow_dtype_and_backend(backend, rng, monkeypatch):
+    """Every bank runs on the backend it was built with (counted where the kernels are
+    called), forward and backward, and in its own dtype."""
+    from multi_lfilter.backends.dispatch import REGISTRY
+
+    calls = {}
+    for entry in REGISTRY:
+        for kernel in ("forward", "adjoint", "cascade_forward", "cascade_adjoint"):
+            if hasattr(entry.module, kernel):
+                original = getattr(entry.module, kernel)
+
+                def counted(*args, _name=entry.name, _original=original, **kwargs):
+                    calls[_name] = calls.get(_name, 0) + 1
+                    return _original(*args, **kwargs)
+
+                monkeypatch.setattr(entry.module, kernel, counted)
+    sos = torch.tensor([[[0.2, 0.4, 0.2, 1.0, -0.6, 0.3], [1.0, -1.0, 0.0, 1.0, -0.9, 0.0]]], dtype=torch.float64)
+    banks = [
+        BiquadFilterBank(4, 16000, backend=backend, dtype=torch.float64),
+        LFilterBank(torch.tensor([[1.0, -0.9]], dtype=torch.float64), torch.tensor([[0.1]], dtype=torch.float64), backend=backend),
+        SOSFilterBank(sos.repeat(3, 1, 1), backend=backend),
+        ButterworthFilterBank(2, 16000, torch.tensor([500.0, 2000.0]), torch.tensor([200.0, 800.0]), backend=backend, dtype=torch.float64),
+    ]
     waveform = torch.from_numpy(rng.normal(size=(2, 300)))
-    assert module(waveform).dtype == torch.float64
+    for bank in banks:
+        calls.clear()
+        y = bank(waveform)
+        assert y.dtype == torch.float64
+        y.square().sum().backward()
+        assert set(calls) == {backend} and calls[backend] >= 2, (type(bank).__name__, calls)
+    module = banks[0]
     expected = lfilter_bank(waveform.unsqueeze(-2), module.coefficients()[1], module.coefficients()[0], backend="loop")
     torch.testing.assert_close(module(waveform), expected, rtol=0, atol=1e-10)
 

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 import torch
 
-from multi_lfilter import BiquadFilterBank, SOSFilterBank, lfilter, lfilter_bank, lfilter_bank_with_state
+from multi_lfilter import BiquadFilterBank, SOSFilterBank, lfilter, lfilter_bank, lfilter_bank_with_state, sosfilt_bank_with_state
 
 from multi_lfilter import library_path
 from multi_lfilter.backends.dispatch import SCRIPT_PORTABLE_VARIABLE, SCRIPTS_CALL_NATIVE
@@ -99,6 +99,48 @@ def test_scripted_native_falls_back_where_the_op_cannot_run(rng):
     torch.testing.assert_close(scripted(waveform, a, b, None, "auto"), expected, rtol=0, atol=1e-8)
     with pytest.raises(torch.jit.Error, match="expected a problem the native backend supports under TorchScript"):
         scripted(waveform, a, b, None, "native")
+
+
+def _sections(rng, n_sections: int, n_filters: int = 3) -> torch.Tensor:
+    a, b = random_filter_bank(2, n_filters=n_filters * n_sections, rng=rng, max_radius=0.9)
+    return torch.cat([b, a], -1).reshape(n_filters, n_sections, 6)
+
+
+@needs_scripted_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_scripted_cascades_run_the_native_cascade_op(dtype, rng):
+    """A scripted cascade is one ``native_sosfilt`` call (every section in one pass),
+    bit for bit eager's, gradients included."""
+    sos = _sections(rng, 4).to(dtype)
+    waveform = torch.from_numpy(rng.normal(size=(2, 1, 500))).to(dtype)
+    zi = torch.from_numpy(rng.normal(size=(3, 4, 2))).to(dtype)
+    scripted = torch.jit.script(sosfilt_bank_with_state)
+    actual = scripted(waveform, sos, zi, "auto")
+    expected = sosfilt_bank_with_state(waveform, sos, zi, backend="native")
+    assert torch.equal(actual[0], expected[0]) and torch.equal(actual[1], expected[1])
+    calls = _calls(scripted.inlined_graph)
+    assert "multi_lfilter::native_sosfilt" in calls
+    leaf = sos.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(scripted(waveform, leaf, zi, "auto")[0].square().sum(), leaf)
+    eager_leaf = sos.clone().requires_grad_(True)
+    (expected_grad,) = torch.autograd.grad(sosfilt_bank_with_state(waveform, eager_leaf, zi)[0].square().sum(), eager_leaf)
+    torch.testing.assert_close(grad, expected_grad)
+
+
+@pytest.mark.parametrize("backend", ["auto", "block", "loop"])
+def test_scripted_cascades_beyond_the_fused_kernels_run_section_by_section(backend, rng):
+    """More sections than the native kernels fuse (or a portable backend): the scripted
+    filter per section, equal to eager's cascade."""
+    from multi_lfilter.backends.native import MAX_SECTIONS
+
+    sections = MAX_SECTIONS + 1 if backend == "auto" else 3
+    sos = _sections(rng, sections, n_filters=2)
+    waveform = torch.from_numpy(rng.normal(size=(2, 1, 300)))
+    scripted = torch.jit.script(sosfilt_bank_with_state)
+    actual = scripted(waveform, sos, None, backend)
+    expected = sosfilt_bank_with_state(waveform, sos, None, backend="loop")
+    torch.testing.assert_close(actual[0], expected[0], rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(actual[1], expected[1], rtol=1e-9, atol=1e-9)
 
 
 def test_scripted_module_matches_eager_and_trains(rng):

@@ -11,7 +11,7 @@ import torch
 from torch.autograd import gradcheck, gradgradcheck
 
 from multi_lfilter import lfilter_bank, lfilter_bank_with_state, sosfilt_bank_with_state
-from multi_lfilter.backends import cascade, loop, triton_backend
+from multi_lfilter.backends import cascade_dispatch as cascade, loop, triton as triton_backend
 
 from helpers import make_layout_problem, random_filter_bank, scipy_lfilter_rows
 

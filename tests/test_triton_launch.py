@@ -1,11 +1,11 @@
-"""The Triton backend's launch arithmetic (``backends/_triton_launch.py``), which needs
+"""The Triton backend's launch arithmetic (``backends/triton/launch.py``), which needs
 no GPU and no Triton: grids within CUDA's limits, chunks of time that cover the
 signal, and batch strides that read broadcast tensors in place. The kernels' own
 64-bit offsets are checked on their compiled code (``test_fake_cuda.py``)."""
 import pytest
 import torch
 
-from multi_lfilter.backends import _triton_launch as launch
+from multi_lfilter.backends.triton import launch
 
 
 @pytest.mark.parametrize("n_chains", [1, 3, 128, 4096, 1 << 16, 1 << 20])

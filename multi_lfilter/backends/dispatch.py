@@ -12,7 +12,9 @@ number of batch dims it takes, whether TorchScript can compile it, and whether
 ``"auto"`` may pick it. Eager and ``torch.compile`` calls resolve a name with
 ``resolve_backend``; TorchScript calls go through ``scripted_filter``, which may only
 run the scriptable ones: the native op (where its library is loaded, unless scripts
-are made portable) and the block and loop algorithms.
+are made portable) and the block and loop algorithms; ``scripted_cascade`` serves
+cascades. Cascades run in one pass on the backends that declare ``max_sections``
+(``cascade_dispatch``).
 
 ``"auto"`` takes the first backend in ``AUTO_ORDER`` that supports the problem:
 the native C kernels for CPU tensors where they are built, else the block algorithm
@@ -30,7 +32,8 @@ from torch import Tensor
 
 from .._fir import filter_fir
 from .._validation import value_checks_allowed
-from . import block, export_graph, loop, native, triton_backend
+from . import block, export_graph, loop, native
+from . import triton as triton_backend
 from .block import filter_block
 from .loop import filter_loop
 
@@ -49,6 +52,9 @@ class Backend:
         scriptable: whether TorchScript compiles it: its ops are built-in (the model then
             loads without this package) or the op library's (loaded with
             ``torch.ops.load_library(multi_lfilter.library_path())``).
+        max_sections: the most sections of a cascade its ``cascade_forward`` and
+            ``cascade_adjoint`` run in one pass (``None``: it has no fused cascade, and
+            cascades run section by section).
         extra_support: a further check on the waveform (``None``: none).
     """
 
@@ -59,6 +65,7 @@ class Backend:
     max_order: Optional[Callable[[], int]] = None
     max_batch_dims: Optional[int] = None
     scriptable: bool = False
+    max_sections: Optional[Callable[[], int]] = None
     extra_support: Optional[Callable[[Tensor], bool]] = None
 
     def supports(self, waveform: Tensor, order: int, batch_ndim: int) -> bool:
@@ -72,6 +79,11 @@ class Backend:
         if self.max_batch_dims is not None and batch_ndim > self.max_batch_dims:
             return False
         return self.extra_support is None or self.extra_support(waveform)
+
+    def fuses(self, sections: int) -> bool:
+        """Whether a cascade of this many sections runs in one pass (one section is a
+        plain filter call)."""
+        return self.max_sections is not None and 1 < sections <= self.max_sections()
 
     def limits(self) -> str:
         """The declared limits, in words, for error messages."""
@@ -91,11 +103,12 @@ def _always() -> bool:
 
 REGISTRY = (
     Backend("native", native, native.available, devices=("cpu",), max_order=native.max_order,
-            max_batch_dims=native.MAX_DIMS, scriptable=True),
+            max_batch_dims=native.MAX_DIMS, scriptable=True, max_sections=native.max_sections),
     Backend("triton", triton_backend, triton_backend.available, devices=("cuda", "cpu"),
             max_order=lambda: triton_backend.MAX_ORDER, max_batch_dims=triton_backend.MAX_BATCH_DIMS,
+            max_sections=triton_backend.max_sections,
             extra_support=lambda waveform: waveform.device.type == "cuda" or triton_backend.interpreting()),
-    Backend("block", block, _always, scriptable=True),
+    Backend("block", block, _always, scriptable=True, max_sections=block.max_sections),
     Backend("loop", loop, _always, scriptable=True),
     Backend("export", export_graph, _always),
 )
@@ -103,19 +116,29 @@ _BY_NAME = {backend.name: backend for backend in REGISTRY}
 AUTO_ORDER = ("native", "block")
 # What the ``backend=`` keyword accepts (availability is checked per call).
 BACKEND_CHOICES = ("auto",) + tuple(_BY_NAME)
-# Under TorchScript "auto" takes the block algorithm from this many samples on, the
-# loop below. The block algorithm has a fixed cost (its per-call matrices); measured
-# on 2 CPU cores with 128 biquads, scripted, one signal: loop 1.35 ms vs block
-# 1.70 ms at 128 samples, 2.7 vs 1.9 ms at 256.
+# What TorchScript's ``backend=`` accepts: the scriptable backends, comma-separated
+# (a string, since TorchScript takes it as a default argument).
+SCRIPTABLE_CHOICES = ",".join(["auto"] + [backend.name for backend in REGISTRY if backend.scriptable])
+# Under TorchScript (portable scripts, or devices the native op does not run on)
+# "auto" takes the block algorithm from this many samples on and the loop below:
+# the block algorithm's per-call matrices cost more than the loop's steps on short
+# signals (benchmarks/results-2026-12-03.md, D1).
 SCRIPTED_BLOCK_MIN_LENGTH = 128
 # Set (to anything but 0) before importing the package, scripted code never calls the
 # op library: the saved model then loads with torch alone (and runs the block and loop
-# algorithms, about 11x slower than the native op on the bank workload).
+# algorithms, 3.2x the native op's time on the bank workload:
+# benchmarks/results-2026-12-03.md).
 SCRIPT_PORTABLE_VARIABLE = "MULTI_LFILTER_SCRIPT_PORTABLE"
+_NATIVE = _BY_NAME["native"]
 SCRIPTS_CALL_NATIVE = (
-    _BY_NAME["native"].scriptable
-    and native.available()
+    _NATIVE.scriptable
+    and _NATIVE.is_available()
     and os.environ.get(SCRIPT_PORTABLE_VARIABLE, "") in ("", "0")
+)
+# The native op's limits as TorchScript reads them (default arguments: it cannot read
+# the registry).
+_SCRIPTED_NATIVE_LIMITS = (
+    (_NATIVE.max_order(), _NATIVE.max_batch_dims, _NATIVE.max_sections()) if SCRIPTS_CALL_NATIVE else (0, 0, 0)
 )
 
 if SCRIPTS_CALL_NATIVE:
@@ -123,9 +146,15 @@ if SCRIPTS_CALL_NATIVE:
     def _scripted_native(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
         return torch.ops.multi_lfilter.native_filter(waveform, a_coeffs, b_coeffs, zi, native.SAMPLES_PER_THREAD)
 
+    def _scripted_native_cascade(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        return torch.ops.multi_lfilter.native_sosfilt(waveform, a_coeffs, b_coeffs, zi, native.SAMPLES_PER_THREAD)
+
 else:
 
     def _scripted_native(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        raise RuntimeError("multi_lfilter: scripted without the native op library")
+
+    def _scripted_native_cascade(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
         raise RuntimeError("multi_lfilter: scripted without the native op library")
 
 
@@ -253,6 +282,30 @@ def backend_module(name: str) -> ModuleType:
     return _BY_NAME[name].module
 
 
+def registered(name: str) -> Backend:
+    """The registry's entry for a concrete backend name."""
+    return _BY_NAME[name]
+
+
+def _scripted_native_fits(
+    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], max_order: int, max_batch_dims: int
+) -> bool:
+    """Whether the native op takes a scripted call of one filter (or a cascade's first
+    section): CPU tensors within its order and batch limits (all 0 where scripts do
+    not call it)."""
+    batch_ndim = max(waveform.dim(), a_coeffs.dim(), b_coeffs.dim()) - 1
+    if zi is not None:
+        batch_ndim = max(batch_ndim, zi.dim() - 1)
+    return waveform.device.type == "cpu" and a_coeffs.shape[-1] - 1 <= max_order and batch_ndim <= max_batch_dims
+
+
+def _check_scripted_backend(backend: str, choices: str) -> None:
+    names = choices.split(",")
+    if backend not in names:
+        words = "'" + "', '".join(names[:-1]) + "' or '" + names[-1] + "'"
+        raise ValueError(f"expected backend {words} under TorchScript, got {backend}")
+
+
 def scripted_filter(
     waveform: Tensor,
     a_coeffs: Tensor,
@@ -261,13 +314,13 @@ def scripted_filter(
     backend: str,
     has_feedback: bool = True,
     block_min_length: int = SCRIPTED_BLOCK_MIN_LENGTH,
-    native_ops: bool = SCRIPTS_CALL_NATIVE,
-    native_max_order: int = native.MAX_ORDER,
-    native_max_batch_dims: int = native.MAX_DIMS,
+    choices: str = SCRIPTABLE_CHOICES,
+    native_max_order: int = _SCRIPTED_NATIVE_LIMITS[0],
+    native_max_batch_dims: int = _SCRIPTED_NATIVE_LIMITS[1],
 ) -> Tuple[Tensor, Tensor]:
-    """The TorchScript door: the scriptable backends of the registry.
+    """The TorchScript door: the backends the registry declares ``scriptable``.
 
-    Where scripts call the native op (``native_ops``: the library is loaded and
+    Where scripts call the native op (the library is loaded and
     ``MULTI_LFILTER_SCRIPT_PORTABLE`` is not set when the package is imported), CPU
     calls within its limits run ``multi_lfilter::native_filter``, as eager does, and
     the saved model needs the op library where it loads. Otherwise, and on other
@@ -275,34 +328,58 @@ def scripted_filter(
     ``block_min_length`` samples and the block algorithm from there on, and non-finite
     inputs go to the loop where values are read (see ``exact_for_non_finite``).
     Filters without feedback take the convolution path (``_fir``), as in eager. (The
-    constants come in as default arguments: TorchScript cannot read globals.)
+    registry's values come in as default arguments: TorchScript cannot read globals.)
     """
-    if backend != "auto" and backend != "native" and backend != "block" and backend != "loop":
-        raise ValueError(f"expected backend 'auto', 'native', 'block' or 'loop' under TorchScript, got {backend}")
+    _check_scripted_backend(backend, choices)
     if not has_feedback:
         return filter_fir(waveform, b_coeffs, zi)
     if backend == "auto" or backend == "native":
-        batch_ndim = max(waveform.dim(), a_coeffs.dim(), b_coeffs.dim()) - 1
-        if zi is not None:
-            batch_ndim = max(batch_ndim, zi.dim() - 1)
-        fits = (
-            native_ops
-            and waveform.device.type == "cpu"
-            and a_coeffs.shape[-1] - 1 <= native_max_order
-            and batch_ndim <= native_max_batch_dims
-        )
-        if fits:
+        if _scripted_native_fits(waveform, a_coeffs, b_coeffs, zi, native_max_order, native_max_batch_dims):
             return _scripted_native(waveform, a_coeffs, b_coeffs, zi)
         if backend == "native":
             raise ValueError(
                 "expected a problem the native backend supports under TorchScript (the op library "
-                "loaded when scripting, cpu tensors, order <= 32, at most 8 batch dims)"
+                f"loaded when scripting, cpu tensors, order <= {native_max_order}, at most "
+                f"{native_max_batch_dims} batch dims)"
             )
     short = backend == "auto" and waveform.shape[-1] < block_min_length
     non_finite = value_checks_allowed(waveform) and not all_finite(waveform, a_coeffs, b_coeffs, zi)
     if backend == "loop" or short or non_finite:
         return filter_loop(waveform, a_coeffs, b_coeffs, zi)
     return filter_block(waveform, a_coeffs, b_coeffs, zi)
+
+
+def scripted_cascade(
+    waveform: Tensor,
+    a_coeffs: Tensor,
+    b_coeffs: Tensor,
+    zi: Optional[Tensor],
+    backend: str,
+    choices: str = SCRIPTABLE_CHOICES,
+    native_max_order: int = _SCRIPTED_NATIVE_LIMITS[0],
+    native_max_batch_dims: int = _SCRIPTED_NATIVE_LIMITS[1],
+    native_max_sections: int = _SCRIPTED_NATIVE_LIMITS[2],
+) -> Tuple[Tensor, Tensor]:
+    """The TorchScript door for cascades (``(..., S, 3)`` normalised coefficients,
+    ``(..., S, 2)`` states): ``multi_lfilter::native_sosfilt``, every section in one
+    pass, where the native op takes it; else :func:`scripted_filter` section by section."""
+    _check_scripted_backend(backend, choices)
+    sections = a_coeffs.shape[-2]
+    first_zi = zi[..., 0, :] if zi is not None else None
+    if (
+        (backend == "auto" or backend == "native")
+        and 1 < sections <= native_max_sections
+        and _scripted_native_fits(waveform, a_coeffs[..., 0, :], b_coeffs[..., 0, :], first_zi, native_max_order, native_max_batch_dims)
+    ):
+        return _scripted_native_cascade(waveform, a_coeffs, b_coeffs, zi)
+    states: List[Tensor] = []
+    y = waveform
+    for section in range(sections):
+        section_zi = zi[..., section, :] if zi is not None else None
+        y, state = scripted_filter(y, a_coeffs[..., section, :], b_coeffs[..., section, :], section_zi, backend)
+        states.append(state)
+    batch = list(y.shape[:-1])
+    return y, torch.stack([state.expand(batch + [2]) for state in states], -2)
 
 
 def exported_filter(

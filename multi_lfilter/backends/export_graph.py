@@ -39,14 +39,14 @@ from .._adjoint import filter_adjoint
 from .._shapes import filter_batch_shape, take_last
 from .._state import hankel
 
-BLOCK_LENGTH = 32
+EXPORT_BLOCK_LENGTH = 32
 GROUP_BLOCKS = 16
 GROUP_LEVELS = 16
 
 
 def max_length(order: int = 2) -> int:
     """The longest signal the graph filters, in samples (``2**25`` for orders up to 32)."""
-    return max(BLOCK_LENGTH, order) * GROUP_BLOCKS * 2**GROUP_LEVELS
+    return max(EXPORT_BLOCK_LENGTH, order) * GROUP_BLOCKS * 2**GROUP_LEVELS
 
 
 def _all_pole_response(a_coeffs: Tensor, length: int) -> Tensor:
@@ -148,7 +148,7 @@ def _histories(last_outputs: Tensor, transition: Tensor) -> Tensor:
     for _ in range(GROUP_LEVELS):
         # Row j reads row j - span, clamped at 0: a gather whose index needs no modulo
         # (torch.roll's would be one by the symbolic group count per element, which
-        # made these steps 13x slower when compiled). Rows below span are masked (a
+        # slowed these steps down many times when compiled: benchmarks/results-2026-12-03.md, D5). Rows below span are masked (a
         # product with the overflowed power of an unstable filter would put nan there).
         carried = _times(per_group.index_select(-2, (group_index - span).clamp(min=0)), power)
         per_group = per_group + torch.where(row >= span, carried, torch.zeros_like(carried))
@@ -229,7 +229,7 @@ def filter_export_graph(
         length <= max_length(order),
         lambda: f"expected at most {max_length(order)} samples in an exported filter graph, got {length}",
     )
-    block_length = max(BLOCK_LENGTH, order)
+    block_length = max(EXPORT_BLOCK_LENGTH, order)
     device = signal.device
     # Whole groups, at least two (so torch.export never asks whether there is one).
     # Every block's samples, and the N before it, are gathered by index from the

@@ -196,8 +196,7 @@ int mlf_adjoint(const mlf_problem *problem) { return run(problem, 1); }
 /* Asks the OS to back the 2 MiB-aligned inside of a fresh, untouched buffer with huge
  * pages. The forward kernel writes an output that is often hundreds of megabytes and
  * was just allocated: with 4 KiB pages, the page faults of that first write cost more
- * than the filtering (measured: 75-150 ms for 262 MB on a 2-core machine, against
- * about 15 ms of arithmetic). Returns madvise's status; a no-op returning 0 where the
+ * than the filtering (benchmarks/results-2026-12-03.md, D6). Returns madvise's status; a no-op returning 0 where the
  * system has no such advice. */
 int mlf_advise_huge_pages(void *data, int64_t bytes)
 {

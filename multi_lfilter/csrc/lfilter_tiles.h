@@ -199,7 +199,7 @@ MLF_INLINE void scatter_block(void *data, const int is_double, const int64_t *ro
 }
 
 /* The adjoint walks time backwards through many rows at once, a pattern the hardware
- * prefetchers follow poorly (measured: the loads of g and y took 80% of the adjoint);
+ * prefetchers follow poorly (the loads of g and y dominated: benchmarks/results-2026-12-03.md, D7);
  * asking for the next block of every lane ahead of time fixes that. */
 MLF_INLINE void prefetch_block(const void *data, const int is_double, const int64_t *offsets,
                                int64_t step, int64_t start, int count)
@@ -255,7 +255,7 @@ MLF_INLINE vec tile_signal_at(const tile_signal *signal, int t)
 
 /* The forward pass over TILES_AT_ONCE tiles together. Each tile's recurrence is one
  * dependency chain (about ten cycles a step); stepping two independent tiles in the
- * same loop lets the core overlap them (measured: 1.17x faster than one at a time). */
+ * same loop lets the core overlap them (benchmarks/results-2026-12-03.md, D8). */
 #define TILES_AT_ONCE 2
 
 MLF_INLINE void

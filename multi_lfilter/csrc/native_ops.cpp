@@ -324,7 +324,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> native_sosfilt_adjoint(
 }  // namespace
 
 // Below this many output samples per thread, starting a thread costs more than it
-// saves (measured on 2 cores: benchmarks/results-2026-11-27.md).
+// saves (benchmarks/results-2026-12-03.md, D9).
 #define MLF_SAMPLES_PER_THREAD "131072"
 
 STABLE_TORCH_LIBRARY(multi_lfilter, m) {

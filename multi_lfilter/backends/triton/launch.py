@@ -2,7 +2,7 @@
 
 Plain Python on shapes and strides, with no Triton import, so it is tested without a
 GPU (``tests/test_triton_launch.py``). The kernels themselves are in
-``_triton_kernels``; ``triton_backend`` allocates and launches.
+``triton.kernels``; ``triton`` allocates and launches.
 """
 from typing import List, Optional, Tuple
 

@@ -8,8 +8,8 @@ normalised float64 coefficients per section and ``(..., S, 2)`` states:
 - ``adjoint(name, grad_y, grad_zf, waveform, a, b, zi, needs_input_grad)`` returning
   the four input gradients, each summed to its input's shape.
 
-A backend module with ``cascade_forward`` and ``cascade_adjoint`` (up to its
-``max_sections()`` sections) runs the whole cascade in one pass: the native C kernels
+A backend that declares ``max_sections`` in the registry (``dispatch``) has
+``cascade_forward`` and ``cascade_adjoint`` and, up to that many sections, runs the whole cascade in one pass: the native C kernels
 every section per sample, the block algorithm one state space per block; both
 adjoints recompute what they need instead of keeping ``S`` intermediate signals.
 Otherwise the sections run one after the other with the backend's own ``forward``,
@@ -21,16 +21,13 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .dispatch import backend_module
+from .dispatch import backend_module, registered
 
 
-def _fused(name: str, sections: int, kernel: str):
-    """The backend module where its ``kernel`` (``"cascade_forward"`` or
-    ``"cascade_adjoint"``) runs this many sections in one pass, else ``None``."""
-    module = backend_module(name)
-    if sections > 1 and hasattr(module, kernel) and sections <= module.max_sections():
-        return module
-    return None
+def _fused(name: str, sections: int):
+    """The backend module where its ``cascade_forward`` and ``cascade_adjoint`` run
+    this many sections in one pass (the registry's ``max_sections``), else ``None``."""
+    return backend_module(name) if registered(name).fuses(sections) else None
 
 
 def _section(tensor: Optional[Tensor], index: int) -> Optional[Tensor]:
@@ -40,7 +37,7 @@ def _section(tensor: Optional[Tensor], index: int) -> Optional[Tensor]:
 def forward(name: str, waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
     """``(y, zf)``: ``(*batch, T)`` and ``(*batch, S, 2)``; see the module doc."""
     sections = a_coeffs.shape[-2]
-    fused = _fused(name, sections, "cascade_forward")
+    fused = _fused(name, sections)
     if fused is not None:
         return fused.cascade_forward(waveform, a_coeffs, b_coeffs, zi)
     module = backend_module(name)
@@ -68,7 +65,7 @@ def adjoint(
 ) -> Tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
     """Gradients of ``(waveform, a, b, zi)``; see the module doc."""
     sections = a_coeffs.shape[-2]
-    fused = _fused(name, sections, "cascade_adjoint")
+    fused = _fused(name, sections)
     if fused is not None:
         return fused.cascade_adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, needs_input_grad)
     module = backend_module(name)

@@ -19,7 +19,7 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
-from .._shapes import broadcast_batch_shape
+from ..._shapes import broadcast_batch_shape
 
 
 def block_matrices(a_coeffs: Tensor, b_coeffs: Tensor, block_length: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -29,7 +29,7 @@ def block_matrices(a_coeffs: Tensor, b_coeffs: Tensor, block_length: int) -> Tup
     lower-triangular banded Toeplitz matrix of ``a``) by forward substitution, which
     rounds like the sample-by-sample recurrence. (Squaring the companion matrix
     instead moves the poles of filters with clustered poles near the unit circle by
-    enough to cost 5x the error over 4096 samples, measured at order 8.)
+    enough to multiply the error: benchmarks/results-2026-12-03.md, D4.)
 
     Returns:
         ``(W, O, S, P)``: ``(..., N + L, L)``, ``(..., N, L)``, ``(..., N, L)`` and

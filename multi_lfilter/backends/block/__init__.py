@@ -3,7 +3,7 @@
 Made of standard tensor ops only, so it runs on any device, scripts with TorchScript
 and exports; it is the portable fallback on CUDA and the scripted path for long
 signals. Time is cut into blocks of ``L`` samples; in row-vector form, per filter
-(the matrices are described in ``_block_math``):
+(the matrices are described in ``block.matrices``):
 
 1. every block's output from rest, ``x_ext @ W``, for all blocks at once (one
    batched product; ``x_ext`` is the block's input preceded by the ``N`` samples
@@ -33,19 +33,19 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .._shapes import filter_batch_shape
-from .._state import final_state, last_samples_reversed
-from ._block_adjoint import block_adjoint
-from ._block_cascade import cascade_forward_blocks
-from ._block_filter import BLOCK_LENGTH, CHUNK_MIN_BYTES, BlockFilter
-from ._block_layout import MatrixLayout
+from ..._shapes import filter_batch_shape
+from ..._state import final_state, last_samples_reversed
+from .adjoint import block_adjoint
+from .cascade import cascade_forward_blocks
+from .filter import FILTER_BLOCK_LENGTH, CHUNK_MIN_BYTES, BlockFilter
+from .layout import MatrixLayout
 
 def filter_block(
     waveform: Tensor,
     a_coeffs: Tensor,
     b_coeffs: Tensor,
     zi: Optional[Tensor],
-    block_length: int = BLOCK_LENGTH,
+    block_length: int = FILTER_BLOCK_LENGTH,
     reverse: bool = False,
     chunk_min_bytes: int = CHUNK_MIN_BYTES,
 ) -> Tuple[Tensor, Tensor]:
@@ -122,7 +122,7 @@ def forward(
 
 
 def adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_input_grad):
-    """The backend contract's adjoint kernel: see ``_block_adjoint``."""
+    """The backend contract's adjoint kernel: see ``block.adjoint``."""
     return block_adjoint(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, needs_input_grad)
 
 
@@ -137,7 +137,7 @@ def max_sections() -> int:
 
 
 def cascade_forward(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
-    """The cascade contract's forward: one state space per block (``_block_cascade``)."""
+    """The cascade contract's forward: one state space per block (``block.cascade``)."""
     return cascade_forward_blocks(waveform, a_coeffs, b_coeffs, zi)
 
 

@@ -22,10 +22,10 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .._adjoint import reverse_state
-from .._shapes import sum_to_shape
-from ._block_layout import MatrixLayout
-from ._block_filter import BLOCK_LENGTH, CHUNK_MIN_BYTES, BlockFilter, grown, window
+from ..._adjoint import reverse_state
+from ..._shapes import sum_to_shape
+from .layout import MatrixLayout
+from .filter import FILTER_BLOCK_LENGTH, CHUNK_MIN_BYTES, BlockFilter, grown, window
 
 
 def _lagged_dots(gradient: Tensor, signal: Tensor, shared: bool, lags: List[int]) -> Tensor:
@@ -120,7 +120,7 @@ def block_adjoint(
     y: Tensor,
     zi_shape: Optional[List[int]],
     needs_input_grad: Tuple[bool, bool, bool, bool],
-    block_length: int = BLOCK_LENGTH,
+    block_length: int = FILTER_BLOCK_LENGTH,
     chunk_min_bytes: int = CHUNK_MIN_BYTES,
 ) -> Tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
     """Gradients of ``(waveform, a, b, zi)``, each summed to its input's shape (the

@@ -1,4 +1,4 @@
-"""The ``"triton"`` backend: fused GPU kernels written in Triton (``_triton_kernels``).
+"""The ``"triton"`` backend: fused GPU kernels written in Triton (``triton.kernels``).
 
 Every chain (one row of the broadcast batch) is owned by one GPU thread, which marches
 through time with the chain's state in registers. Where there are too few chains to
@@ -38,8 +38,8 @@ import torch
 from torch import Tensor
 from torch.library import triton_op, wrap_triton
 
-from .._shapes import cascade_batch_shape, filter_batch_shape, sum_to_shape
-from . import _triton_launch as launch
+from ..._shapes import cascade_batch_shape, filter_batch_shape, sum_to_shape
+from . import launch
 
 # The state lives in registers: orders above this go to the block algorithm.
 MAX_ORDER = 8
@@ -94,9 +94,9 @@ def traceable(waveform: Tensor) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _kernels():
-    from . import _triton_kernels
+    from . import kernels
 
-    return _triton_kernels
+    return kernels
 
 
 def _launch(kernel: str, grid: Tuple[int, ...], *args, **constants) -> None:

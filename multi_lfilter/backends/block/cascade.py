@@ -10,7 +10,7 @@ direct form of order ``2 S``, whose coefficients are ill-conditioned). Per block
 - ``z' = x G + z P``: the state leaving it (``G`` ``(L, 2 S)``, ``P`` ``(2 S, 2 S)``).
 
 The matrices are built section by section from each section's own block matrices
-(``_block_math.block_matrices``, which round like the recurrence): with ``u_s`` the
+(``block.matrices.block_matrices``, which round like the recurrence): with ``u_s`` the
 input of section ``s`` written as ``x U_s + z V_s``, its output is
 ``u_s W_s + z_s S_s`` and its state leaving the block follows from the block's last
 two inputs and outputs. The states entering every block come from the log-depth scan
@@ -25,15 +25,14 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .._shapes import cascade_batch_shape
-from .._state import hankel
-from ._block_layout import MatrixLayout
-from ._block_math import block_matrices, scan_histories
+from ..._shapes import cascade_batch_shape
+from ..._state import hankel
+from .layout import MatrixLayout
+from .matrices import block_matrices, scan_histories
 
 # Longer than the block backend's 32: the scan's state is 2 S values, and fewer, longer blocks
-# shrink it (measured on 2 CPU cores, 64 filters of 8 sections over [16, 1, 32000]:
-# forward+backward 6.2 s at 32 samples, 3.6 s at 64, 2.5 s at 128, 7.5 s at 256).
-BLOCK_LENGTH = 128
+# shrink it; 128 was the fastest length measured (benchmarks/results-2026-12-03.md, D2).
+CASCADE_BLOCK_LENGTH = 128
 
 
 def _last_two(length: int, like: Tensor) -> Tensor:
@@ -92,7 +91,7 @@ def cascade_forward_blocks(
     Returns:
         ``(y, zf)``: ``(*batch, T)`` and ``(*batch, S, 2)`` in the waveform's dtype.
     """
-    block_length = block_length or BLOCK_LENGTH
+    block_length = block_length or CASCADE_BLOCK_LENGTH
     sections = a_coeffs.shape[-2]
     batch = cascade_batch_shape(waveform, a_coeffs, b_coeffs, zi)
     length = waveform.shape[-1]

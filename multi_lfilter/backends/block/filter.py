@@ -1,6 +1,6 @@
 """One filtering by blocks, prepared and evaluated a chunk of blocks at a time.
 
-The algorithm is described in ``block.py``; the matrices in ``_block_math``.
+The algorithm is described in ``block``; the matrices in ``block.matrices``.
 TorchScript-compatible.
 
 Blocks and the samples in them are always in the signal's own (natural) order. To
@@ -17,10 +17,10 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from ._block_layout import MatrixLayout
-from ._block_math import block_matrices, scan_histories
+from .layout import MatrixLayout
+from .matrices import block_matrices, scan_histories
 
-BLOCK_LENGTH = 32
+FILTER_BLOCK_LENGTH = 32
 # Chunks of blocks keep each float64 temporary under max(this, an eighth of the output):
 # the adjoint holds a few at once beside the output and its gradient, and its
 # fwd+bwd peak should stay under 3x the output.
@@ -84,13 +84,13 @@ def grown(buffer: Tensor, size: int) -> Tensor:
 
 
 class BlockFilter:
-    """One filtering by blocks, prepared: steps 1 and 2 of ``block.py``'s module doc are
+    """One filtering by blocks, prepared: steps 1 and 2 of ``block``'s module doc are
     done, and ``outputs(start, stop)`` gives step 3 for a range of blocks.
 
     The signal is held as ``(R, T)`` rows where the filters share it, else as an
     ``(F, R, T)`` matrix (see ``MatrixLayout``). With ``reuse_buffers`` (no autograd
     graph) every chunk's outputs are written into one buffer: fresh megabyte-sized
-    temporaries cost page faults each time (measured: a chunk's product 3x slower).
+    temporaries cost page faults each time (benchmarks/results-2026-12-03.md, D3).
     """
 
     def __init__(

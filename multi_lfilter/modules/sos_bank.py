@@ -1,0 +1,119 @@
+"""``SOSFilterBank``: cascades of second-order sections, kept stable while learnt."""
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .._parametrize import inside_stable_triangle, stable_denominator, stable_denominator_inverse
+from .._precision import wide_parameter
+from ._common import check_float_tensor, register
+from .butterworth_bank import ButterworthFilterBank
+from .cascade_bank import CascadeFilterBank
+
+
+class SOSFilterBank(CascadeFilterBank):
+    r"""A bank of ``C`` cascades of ``S`` second-order sections, kept stable while learnt.
+
+    Each section's numerator is stored as given (divided by ``a0``); its denominator
+    ``[1, a1, a2]`` is stored as two unconstrained values mapped into the stability
+    triangle ``|a2| < 1``, ``|a1| < 1 + a2`` shrunk by ``STABILITY_MARGIN`` (so every
+    pole stays inside the unit circle whatever the optimiser does). Read the current
+    sections with :meth:`sos`.
+
+    Args:
+        sos: ``(C, S, 6)`` sections ``[b0, b1, b2, a0, a1, a2]`` as
+            :func:`scipy.signal.butter` (``output="sos"``) makes them, stacked over
+            filters; every section must be stable within the margin.
+        learnable: whether the sections are parameters (else buffers).
+        backend: passed to :func:`multi_lfilter.sosfilt_bank`.
+
+    Shape:
+        - input: ``(..., T)``
+        - output: ``(..., C, T)``; the state of :meth:`forward_with_state` is
+          ``(..., C, S, 2)``.
+
+    Raises:
+        ValueError: for a wrong shape, a zero ``a0`` or a section outside the stable
+            range (naming the filter and section).
+
+    Example:
+        >>> import torch
+        >>> from multi_lfilter import SOSFilterBank
+        >>> sos = torch.tensor([[[0.2, 0.4, 0.2, 1.0, -0.6, 0.3], [1.0, -1.0, 0.0, 1.0, -0.9, 0.0]]])
+        >>> bank = SOSFilterBank(sos.repeat(3, 1, 1))
+        >>> bank
+        SOSFilterBank(n_filters=3, n_sections=2, learnable=True)
+        >>> bank(torch.randn(4, 1000)).shape
+        torch.Size([4, 3, 1000])
+        >>> torch.allclose(bank.sos(), sos.repeat(3, 1, 1))
+        True
+    """
+
+    STABILITY_MARGIN = 1e-5
+
+    def __init__(self, sos: Tensor, learnable: bool = True, backend: str = "auto"):
+        super().__init__(learnable, backend)
+        check_float_tensor("sos", sos, 3, "(C, S, 6)")
+        if sos.shape[-1] != 6 or sos.shape[0] == 0 or sos.shape[1] == 0:
+            raise ValueError(f"expected sos of shape (C, S, 6) with C, S >= 1, got {list(sos.shape)}")
+        sections = sos.detach().to(torch.float64)
+        leading = sections[..., 3:4]
+        if bool((leading == 0).any()):
+            raise ValueError("expected a0 != 0 in every section, got a0 = 0")
+        numerators = sections[..., :3] / leading
+        denominators = sections[..., 4:] / leading
+        outside = ~inside_stable_triangle(denominators, self.STABILITY_MARGIN)
+        if bool(outside.any()):
+            filter_index, section_index = [int(i) for i in outside.nonzero()[0]]
+            raise ValueError(
+                f"expected every section's poles inside the unit circle (|a2/a0| < 1 - "
+                f"{self.STABILITY_MARGIN:g} and |a1/a0| < (1 - {self.STABILITY_MARGIN:g}) (1 + a2/a0)), "
+                f"got filter {filter_index} section {section_index} with a = "
+                f"{sections[filter_index, section_index, 3:].tolist()}"
+            )
+        raw_denominators = stable_denominator_inverse(denominators, self.STABILITY_MARGIN)
+        register(self, "numerators", numerators.to(sos.dtype), learnable)
+        register(self, "raw_denominators", raw_denominators.to(sos.dtype), learnable)
+        self.stability_margin = self.STABILITY_MARGIN
+
+    @property
+    def n_filters(self) -> int:
+        return self.numerators.shape[0]
+
+    @property
+    def n_sections(self) -> int:
+        return self.numerators.shape[1]
+
+    @torch.jit.export
+    def sos(self) -> Tensor:
+        """The current sections, ``(C, S, 6)`` with ``a0 = 1``."""
+        denominators = stable_denominator(wide_parameter(self.raw_denominators), self.stability_margin)
+        ones = torch.ones_like(denominators[..., :1])
+        return torch.cat([wide_parameter(self.numerators), ones, denominators], -1)
+
+    def extra_repr(self) -> str:
+        backend = "" if self.backend == "auto" else f", backend={self.backend!r}"
+        return f"n_filters={self.n_filters}, n_sections={self.n_sections}, learnable={self.learnable}{backend}"
+
+    @staticmethod
+    def butterworth(
+        order: int,
+        sample_rate: float,
+        center_freq: Tensor,
+        bandwidth: Optional[Tensor] = None,
+        kind: str = "bandpass",
+        learnable: bool = True,
+        backend: str = "auto",
+        dtype: Optional[torch.dtype] = None,
+    ) -> "ButterworthFilterBank":
+        """A bank of Butterworth filters learnt through their frequencies: see
+        :class:`ButterworthFilterBank`, which this returns.
+
+        Example:
+            >>> import torch
+            >>> from multi_lfilter import SOSFilterBank
+            >>> bank = SOSFilterBank.butterworth(2, 16000, torch.tensor([500.0, 2000.0]), torch.tensor([200.0, 800.0]))
+            >>> bank.sos().shape     # 2 filters of 2 sections: 4th-order band-passes
+            torch.Size([2, 2, 6])
+        """
+        return ButterworthFilterBank(order, sample_rate, center_freq, bandwidth, kind, learnable, backend, dtype)
