@@ -17,6 +17,7 @@ from .export_modes import export_mode, to_portable
 from .functional import lfilter_bank, lfilter_bank_with_state
 from .modules import BiquadFilterBank, ButterworthFilterBank, CascadeFilterBank, LFilterBank, SOSFilterBank
 from .steady_state import lfilter_zi_bank, sosfilt_zi_bank
+from .varying import lfilter_varying, lfilter_varying_with_state, sosfilt_varying, sosfilt_varying_with_state
 from .zero_phase import filtfilt_bank, sosfiltfilt_bank
 
 __all__ = [
@@ -33,10 +34,14 @@ __all__ = [
     "lfilter",
     "lfilter_bank",
     "lfilter_bank_with_state",
+    "lfilter_varying",
+    "lfilter_varying_with_state",
     "lfilter_zi_bank",
     "library_path",
     "sosfilt_bank",
     "sosfilt_bank_with_state",
+    "sosfilt_varying",
+    "sosfilt_varying_with_state",
     "sosfilt_zi_bank",
     "sosfiltfilt_bank",
     "to_portable",
