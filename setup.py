@@ -91,6 +91,7 @@ def op_library():
             "multi_lfilter/csrc/lfilter_forward.c",
             "multi_lfilter/csrc/lfilter_cascade_adjoint.c",
             "multi_lfilter/csrc/native_ops.cpp",
+            "multi_lfilter/csrc/varying_kernels.c",
             "multi_lfilter/csrc/lfilter_kernels.c",
         ],
         include_dirs=include_paths() + ["multi_lfilter/csrc"],

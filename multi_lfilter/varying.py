@@ -9,27 +9,35 @@ interpolated linearly between the two frames around them (after the last frame, 
 holds). The coefficients' other leading dims broadcast against the waveform's as in
 :func:`lfilter_bank`.
 
-This module runs the reference kernels (``backends/varying_loop.py``): a TorchScript
-loop over time, exact and differentiable by autograd (through every step), with the
-frames interpolated inside the loop so per-sample coefficients are never stored.
+Backends (the registry in ``backends/dispatch.py`` declares which forms each runs):
+``"native"``, the C kernels (``csrc/varying_kernels.c``: transposed direct form II,
+frames interpolated inside the kernel, an analytic adjoint) for CPU tensors; and
+``"loop"``, the reference (``backends/varying_loop.py``), a TorchScript loop over time
+for every form, differentiable by autograd through every step. ``"auto"`` takes the
+native kernels where they run the call and the loop elsewhere (other forms, other
+devices, TorchScript, ``torch.func`` transforms, ``torch.export``).
 """
 from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
+from ._call_mode import EXPORT, TRANSFORM, call_mode
 from ._precision import is_half, widen_half
+from ._varying_op import native_varying
 from ._shapes import broadcast_batch_shape
 from ._validation import check_is_tensor, dtype_name, value_checks_allowed
+from .backends.dispatch import resolve_varying_backend, varying_backends
 from .backends.varying_loop import filter_varying_loop, state_size
 
-VARYING_BACKENDS = ("auto", "loop")
+__all__ = [
+    "lfilter_varying",
+    "lfilter_varying_with_state",
+    "sosfilt_varying",
+    "sosfilt_varying_with_state",
+    "varying_backends",
+]
 
-
-def varying_backends() -> List[str]:
-    """The backends that run time-varying filters in this process (``backend=`` also
-    takes ``"auto"``)."""
-    return [name for name in VARYING_BACKENDS if name != "auto"]
 
 
 def _check_time_axis(name: str, coefficients: Tensor, length: int, hop: int) -> None:
@@ -61,9 +69,9 @@ def _check_inputs(
     form: str,
     hop_length: Optional[int],
     backend: str,
-) -> Tuple[Tensor, Tensor, int, List[int]]:
-    """Checks every argument; returns the coefficients padded to one ``K`` in float64,
-    the hop (0 for per-sample or constant coefficients) and the batch shape."""
+) -> Tuple[int, List[int]]:
+    """Checks every argument; returns the hop (0 for per-sample or constant
+    coefficients) and the batch shape."""
     if not torch.jit.is_scripting():
         check_is_tensor("waveform", waveform)
         check_is_tensor("a_coeffs", a_coeffs)
@@ -73,11 +81,8 @@ def _check_inputs(
             raise TypeError(f"expected hop_length to be an int or None, got {type(hop_length).__name__}")
     if form != "tdf2" and form != "df1" and form != "df2" and form != "tdf1":  # FORMS (TorchScript reads no globals)
         raise ValueError(f"expected form to be one of 'tdf2', 'df1', 'df2', 'tdf1', got '{form}'")
-    if backend != "auto" and backend != "loop":  # VARYING_BACKENDS
-        raise ValueError(
-            f"expected backend 'auto' or 'loop' for time-varying filters (the reference loop is the "
-            f"only kernel for them so far), got '{backend}'"
-        )
+    if torch.jit.is_scripting() and backend != "auto" and backend != "loop":
+        raise ValueError(f"expected backend 'auto' or 'loop' for time-varying filters under TorchScript, got '{backend}'")
     hop = 0
     if hop_length is not None:
         if hop_length < 1:
@@ -105,8 +110,6 @@ def _check_inputs(
     _check_time_axis("a_coeffs", a_coeffs, length, hop)
     _check_time_axis("b_coeffs", b_coeffs, length, hop)
     width = max(a_coeffs.shape[-1], b_coeffs.shape[-1])
-    a_wide = torch.nn.functional.pad(a_coeffs.double(), [0, width - a_coeffs.shape[-1]])
-    b_wide = torch.nn.functional.pad(b_coeffs.double(), [0, width - b_coeffs.shape[-1]])
     size = state_size(form, width - 1)
     if zi is not None and (zi.dim() == 0 or zi.shape[-1] != size):
         raise ValueError(
@@ -122,7 +125,7 @@ def _check_inputs(
             f"waveform {list(waveform.shape)}, a_coeffs {list(a_coeffs.shape)}, b_coeffs {list(b_coeffs.shape)}"
         )
     if value_checks_allowed(waveform):
-        leading_a = a_wide[..., 0]
+        leading_a = a_coeffs[..., 0]
         if bool((leading_a == 0).any()):
             raise ValueError("expected a_coeffs[..., 0] != 0 at every step (each step is normalised by it), got a zero")
         if hop > 0 and leading_a.shape[-1] > 1 and bool((leading_a[..., 1:] * leading_a[..., :-1] <= 0).any()):
@@ -130,7 +133,15 @@ def _check_inputs(
                 "expected a_coeffs[..., 0] of one sign in consecutive frames (the interpolated a0 "
                 "would cross zero between them)"
             )
-    return a_wide, b_wide, hop, batch
+    return hop, batch
+
+
+def _padded(a_coeffs: Tensor, b_coeffs: Tensor) -> Tuple[Tensor, Tensor]:
+    """The coefficients in float64, zero-padded to one length (what the loop reads)."""
+    width = max(a_coeffs.shape[-1], b_coeffs.shape[-1])
+    a_wide = torch.nn.functional.pad(a_coeffs.double(), [0, width - a_coeffs.shape[-1]])
+    b_wide = torch.nn.functional.pad(b_coeffs.double(), [0, width - b_coeffs.shape[-1]])
+    return a_wide, b_wide
 
 
 def lfilter_varying_with_state(
@@ -183,7 +194,7 @@ def lfilter_varying_with_state(
         form: ``"tdf2"``, ``"df1"``, ``"df2"`` or ``"tdf1"``.
         hop_length: samples between frames, or ``None`` for per-sample (or constant)
             coefficients.
-        backend: ``"auto"`` or ``"loop"`` (the reference loop, the only kernel yet).
+        backend: ``"auto"``, ``"native"`` (CPU, ``"tdf2"``) or ``"loop"`` (every form).
 
     Returns:
         ``(y, zf)``: ``(*batch, T)`` and ``(*batch, state)``, ``batch`` the broadcast
@@ -223,9 +234,31 @@ def _filter(
     hop_length: Optional[int],
     backend: str,
 ) -> Tuple[Tensor, Tensor]:
-    a_wide, b_wide, hop, batch = _check_inputs(waveform, a_coeffs, b_coeffs, zi, form, hop_length, backend)
-    y, zf = filter_varying_loop(waveform, a_wide, b_wide, zi, batch, form, hop)
+    hop, batch = _check_inputs(waveform, a_coeffs, b_coeffs, zi, form, hop_length, backend)
+    if torch.jit.is_scripting():
+        a_wide, b_wide = _padded(a_coeffs, b_coeffs)
+        y, zf = filter_varying_loop(waveform, a_wide, b_wide, zi, batch, form, hop)
+    else:
+        y, zf = _filter_outside_script(waveform, a_coeffs, b_coeffs, zi, batch, form, hop, backend)
     return y, zf.to(waveform.dtype)
+
+
+@torch.jit.unused
+def _filter_outside_script(
+    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], batch: List[int], form: str,
+    hop: int, backend: str,
+) -> Tuple[Tensor, Tensor]:
+    """The registry's backend for the call; the loop where a transform or an export
+    must see every step (the native op has no batching rule or export graph yet).
+    The native kernels read the caller's coefficients in place (no float64 copy of
+    per-sample coefficients), the loop the padded float64 ones."""
+    order = max(a_coeffs.shape[-1], b_coeffs.shape[-1]) - 1
+    name = resolve_varying_backend(backend, waveform, form, order, len(batch))
+    mode = call_mode([waveform, a_coeffs, b_coeffs, zi])
+    if name == "native" and mode != TRANSFORM and mode != EXPORT:
+        return native_varying(waveform, a_coeffs, b_coeffs, zi, hop)
+    a_wide, b_wide = _padded(a_coeffs, b_coeffs)
+    return filter_varying_loop(waveform, a_wide, b_wide, zi, batch, form, hop)
 
 
 def lfilter_varying(
@@ -270,7 +303,7 @@ def sosfilt_varying_with_state(
             ``[b0, b1, b2, a0, a1, a2]``; always with the time axis.
         zi: ``(..., S, 2)`` states (``lfilter_bank``'s per section) or ``None``.
         hop_length: samples between frames, or ``None``.
-        backend: ``"auto"`` or ``"loop"``.
+        backend: ``"auto"``, ``"native"`` or ``"loop"``.
 
     Returns:
         ``(y, zf)``: ``(*batch, T)`` and ``(*batch, S, 2)``.

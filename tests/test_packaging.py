@@ -32,7 +32,8 @@ def test_the_source_distribution_carries_the_tests_license_and_kernels(tmp_path)
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
     for wanted in ("LICENSE", "multi_lfilter/py.typed", "multi_lfilter/csrc/lfilter_kernels.c",
                    "multi_lfilter/csrc/lfilter_kernels.h", "multi_lfilter/csrc/lfilter_tiles.h",
-                   "multi_lfilter/csrc/native_ops.cpp",
+                   "multi_lfilter/csrc/native_ops.cpp", "multi_lfilter/csrc/varying_kernels.c",
+                   "multi_lfilter/csrc/varying_kernels.h",
                    "tests/conftest.py", "tests/helpers.py", "benchmarks/bench_lfilter.py"):
         assert wanted in names, wanted
 

@@ -16,12 +16,15 @@ from multi_lfilter import (
     sosfilt_bank_with_state,
     sosfilt_varying_with_state,
 )
+from multi_lfilter.backends.dispatch import registered
 from multi_lfilter.varying import varying_backends
 
 from helpers import random_filter_bank
 
 FORMS = ["tdf2", "df1", "df2", "tdf1"]
 BACKENDS = varying_backends()
+# Every backend with every form it runs (the native kernels: tdf2).
+CASES = [(backend, form) for backend in BACKENDS for form in FORMS if form in registered(backend).varying_forms]
 
 
 # --- the reference: scalar loops in numpy, straight from the equations ---------------
@@ -142,8 +145,7 @@ def assert_matches(actual, expected, scale=None):
 # --- tests ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("backend, form", CASES)
 @pytest.mark.parametrize("order", range(1, 9))
 def test_constant_coefficients_equal_lfilter_bank(backend, form, order, rng):
     a, b = random_filter_bank(order, 3, rng, max_radius=0.95)
@@ -159,8 +161,7 @@ def test_constant_coefficients_equal_lfilter_bank(backend, form, order, rng):
             assert_matches(zf, expected_zf, scale=expected.abs().max().item())
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("backend, form", CASES)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("order", [1, 2, 5, 8])
 def test_per_sample_coefficients_match_the_reference(backend, form, layout, order, rng):
@@ -175,8 +176,7 @@ def test_per_sample_coefficients_match_the_reference(backend, form, layout, orde
     assert_matches(zf, expected_zf, scale=max(1.0, expected_y.abs().max().item()))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("backend, form", CASES)
 @pytest.mark.parametrize("length", [0, 1, 2, 7])
 def test_short_signals_and_empty_ones(backend, form, length, rng):
     """Lengths 0, 1 and below the order (4): the state carries what a full signal would."""
@@ -190,8 +190,7 @@ def test_short_signals_and_empty_ones(backend, form, length, rng):
     assert_matches(zf, expected_zf)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("backend, form", CASES)
 @pytest.mark.parametrize("length, hop, extra", [(100, 16, 0), (100, 16, 1), (96, 16, 0), (5, 8, 0), (33, 1, 0)])
 def test_frames_are_interpolated_between_and_held_after(backend, form, length, hop, extra, rng):
     """Frame ``f`` at sample ``f * hop``, linear in between, held after the last; a
@@ -206,8 +205,7 @@ def test_frames_are_interpolated_between_and_held_after(backend, form, length, h
     assert_matches(zf, expected_zf)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("backend, form", CASES)
 def test_chunks_with_the_returned_state_equal_one_call(backend, form, rng):
     length, cut = 80, 33
     a, b = moving_filters(rng, 3, (3,), length, max_radius=0.8)
@@ -219,8 +217,7 @@ def test_chunks_with_the_returned_state_equal_one_call(backend, form, rng):
     assert_matches(zf, whole_zf)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("backend, form", CASES)
 def test_frame_rate_chunks_on_hop_boundaries_equal_one_call(backend, form, rng):
     """A chunk over samples [s, e) takes frames s / H through ceil(e / H)."""
     hop, length = 8, 60
@@ -239,8 +236,7 @@ def test_frame_rate_chunks_on_hop_boundaries_equal_one_call(backend, form, rng):
     assert_matches(state, whole_zf)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("backend, form", CASES)
 @pytest.mark.parametrize("hop", [None, 4])
 def test_gradients(backend, form, hop, rng):
     _check_gradients(backend, form, hop, rng, second=False)
@@ -248,9 +244,9 @@ def test_gradients(backend, form, hop, rng):
 
 # Second derivatives through the reference loop take seconds per case: the default
 # form runs with the suite, the others in CI's slow step.
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(
-    "form", ["tdf2"] + [pytest.param(form, marks=pytest.mark.slow) for form in FORMS if form != "tdf2"]
+    "backend, form",
+    [case if case[1] == "tdf2" else pytest.param(*case, marks=pytest.mark.slow) for case in CASES],
 )
 @pytest.mark.parametrize("hop", [None, 4])
 def test_second_derivatives(backend, form, hop, rng):
@@ -375,3 +371,40 @@ def test_non_finite_values_spread_as_in_lfilter_bank(rng):
     waveform[..., 10] = float("nan")
     y = lfilter_varying(waveform, a, b)
     assert torch.isfinite(y[..., :10]).all() and torch.isnan(y[..., 10:]).all()
+
+
+@pytest.mark.skipif("native" not in BACKENDS, reason="the op library is not built here")
+def test_auto_runs_the_native_kernels_for_tdf2_on_cpu_and_the_loop_elsewhere(rng, monkeypatch):
+    import multi_lfilter.varying as varying
+
+    calls = []
+    original = varying.native_varying
+    monkeypatch.setattr(varying, "native_varying", lambda *args: calls.append(1) or original(*args))
+    a, b = moving_filters(rng, 2, (3,), 30, max_radius=0.9)
+    waveform = torch.from_numpy(rng.normal(size=(2, 1, 30)))
+    native_y = lfilter_varying(waveform, a, b)
+    assert calls == [1]
+    assert torch.equal(native_y, lfilter_varying(waveform, a, b, backend="loop"))  # the same bits
+    lfilter_varying(waveform, a, b, form="df1")
+    torch.func.vmap(lambda x: lfilter_varying(x, a, b))(waveform)  # a transform: the loop
+    assert calls == [1]
+    with pytest.raises(ValueError, match="expected a time-varying problem the native backend supports"):
+        lfilter_varying(waveform, a, b, form="df2", backend="native")
+
+
+@pytest.mark.skipif("native" not in BACKENDS, reason="the op library is not built here")
+def test_native_results_do_not_depend_on_the_thread_count(rng):
+    a, b = moving_filters(rng, 2, (8,), 500, max_radius=0.99)
+    b = b.float()
+    leaves = [torch.from_numpy(rng.normal(size=(4, 1, 500))).float().requires_grad_(), a.float().requires_grad_()]
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            y = multi_lfilter.varying._filter(leaves[0], leaves[1], b, None, "tdf2", None, "native")[0]
+            results.append([y] + list(torch.autograd.grad(y.square().sum(), leaves)))
+    finally:
+        torch.set_num_threads(threads)
+    for other in results[1:]:
+        assert all(torch.equal(x, z) for x, z in zip(results[0], other))

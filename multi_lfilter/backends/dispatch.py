@@ -55,6 +55,7 @@ class Backend:
         max_sections: the most sections of a cascade its ``cascade_forward`` and
             ``cascade_adjoint`` run in one pass (``None``: it has no fused cascade, and
             cascades run section by section).
+        varying_forms: the forms of time-varying filters it runs (``varying.py``).
         extra_support: a further check on the waveform (``None``: none).
     """
 
@@ -66,6 +67,7 @@ class Backend:
     max_batch_dims: Optional[int] = None
     scriptable: bool = False
     max_sections: Optional[Callable[[], int]] = None
+    varying_forms: Tuple[str, ...] = ()
     extra_support: Optional[Callable[[Tensor], bool]] = None
 
     def supports(self, waveform: Tensor, order: int, batch_ndim: int) -> bool:
@@ -103,13 +105,14 @@ def _always() -> bool:
 
 REGISTRY = (
     Backend("native", native, native.available, devices=("cpu",), max_order=native.max_order,
-            max_batch_dims=native.MAX_DIMS, scriptable=True, max_sections=native.max_sections),
+            max_batch_dims=native.MAX_DIMS, scriptable=True, max_sections=native.max_sections,
+            varying_forms=("tdf2",)),
     Backend("triton", triton_backend, triton_backend.available, devices=("cuda", "cpu"),
             max_order=lambda: triton_backend.MAX_ORDER, max_batch_dims=triton_backend.MAX_BATCH_DIMS,
             max_sections=triton_backend.max_sections,
             extra_support=lambda waveform: waveform.device.type == "cuda" or triton_backend.interpreting()),
     Backend("block", block, _always, scriptable=True, max_sections=block.max_sections),
-    Backend("loop", loop, _always, scriptable=True),
+    Backend("loop", loop, _always, scriptable=True, varying_forms=("tdf2", "df1", "df2", "tdf1")),
     Backend("export", export_graph, _always),
 )
 _BY_NAME = {backend.name: backend for backend in REGISTRY}
@@ -198,6 +201,39 @@ def resolve_backend(name: str, waveform: Tensor, order: int, batch_ndim: int) ->
             f"expected a problem the {name} backend supports ({backend.limits()}), got "
             f"{waveform.device.type} tensors of order {order} with {batch_ndim} batch dims; "
             f"available backends: {available}"
+        )
+    return name
+
+
+def varying_backends() -> List[str]:
+    """The backends that run time-varying filters in this process."""
+    return [backend.name for backend in REGISTRY if backend.varying_forms and backend.is_available()]
+
+
+def resolve_varying_backend(name: str, waveform: Tensor, form: str, order: int, batch_ndim: int) -> str:
+    """The backend for a time-varying filter: ``"auto"`` takes the first registered one
+    that runs the form and the problem (the native kernels for ``tdf2`` on CPU), the
+    reference loop otherwise.
+
+    Raises:
+        ValueError: for a name that runs no time-varying filters here, or one asked for
+            by name for a form or problem it cannot run.
+    """
+    candidates = varying_backends()
+    if name == "auto":
+        for candidate in candidates:
+            entry = _BY_NAME[candidate]
+            if form in entry.varying_forms and entry.supports(waveform, order, batch_ndim):
+                return candidate
+        return "loop"
+    if name not in candidates:
+        raise ValueError(f"expected backend 'auto' or one of {candidates} for time-varying filters, got {name!r}")
+    entry = _BY_NAME[name]
+    if form not in entry.varying_forms or not entry.supports(waveform, order, batch_ndim):
+        forms = ", ".join(repr(f) for f in entry.varying_forms)
+        raise ValueError(
+            f"expected a time-varying problem the {name} backend supports (forms {forms}; {entry.limits()}), "
+            f"got form {form!r} on {waveform.device.type} tensors of order {order} with {batch_ndim} batch dims"
         )
     return name
 

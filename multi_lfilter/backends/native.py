@@ -29,7 +29,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from .._shapes import cascade_batch_shape, filter_batch_shape, sum_to_shape
+from .._shapes import broadcast_batch_shape, cascade_batch_shape, filter_batch_shape, sum_to_shape
 
 # The C kernels' limits (MAX_DIMS, MAX_ORDER, MAX_SECTIONS in csrc/lfilter_kernels.h);
 # the op library refuses larger problems with an error naming the limit.
@@ -41,7 +41,10 @@ DISABLE_VARIABLE = "MULTI_LFILTER_DISABLE_NATIVE"
 # (benchmarks/results-2026-11-27.md). Passed to every op call: tests lower it to force
 # threads on small problems.
 SAMPLES_PER_THREAD = 1 << 17
-_OPS = ("native_filter", "native_filter_adjoint", "native_sosfilt", "native_sosfilt_adjoint")
+_OPS = (
+    "native_filter", "native_filter_adjoint", "native_sosfilt", "native_sosfilt_adjoint",
+    "native_varying_filter", "native_varying_filter_adjoint",
+)
 
 
 def library_path() -> Optional[Path]:
@@ -223,6 +226,30 @@ def _register_fake_kernels() -> None:
         batch = cascade_batch_shape(waveform, a_coeffs, b_coeffs, zi)
         sections = a_coeffs.shape[-2]
         return adjoint_fake(batch, [sections, 3], [sections, 2], waveform, need_waveform, need_zi)
+
+    def varying_batch(waveform, a_coeffs, b_coeffs, zi):
+        shapes = [list(waveform.shape[:-1]), list(a_coeffs.shape[:-2]), list(b_coeffs.shape[:-2])]
+        if zi is not None:
+            shapes.append(list(zi.shape[:-1]))
+        return broadcast_batch_shape(shapes)
+
+    @torch.library.register_fake("multi_lfilter::native_varying_filter")
+    def _varying_fake(waveform, a_coeffs, b_coeffs, zi, hop, samples_per_thread=SAMPLES_PER_THREAD):
+        batch = varying_batch(waveform, a_coeffs, b_coeffs, zi)
+        order = max(a_coeffs.shape[-1], b_coeffs.shape[-1]) - 1
+        return waveform.new_empty(batch + [waveform.shape[-1]]), waveform.new_empty(batch + [order], dtype=torch.float64)
+
+    @torch.library.register_fake("multi_lfilter::native_varying_filter_adjoint")
+    def _varying_adjoint_fake(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, hop, need_waveform, need_zi,
+                              samples_per_thread=SAMPLES_PER_THREAD):
+        batch = list(y.shape[:-1])
+        order = max(a_coeffs.shape[-1], b_coeffs.shape[-1]) - 1
+        return (
+            waveform.new_empty(batch + [waveform.shape[-1]] if need_waveform else [0]),
+            waveform.new_empty(batch + list(a_coeffs.shape[-2:]), dtype=torch.float64),
+            waveform.new_empty(batch + list(b_coeffs.shape[-2:]), dtype=torch.float64),
+            waveform.new_empty(batch + [order] if need_zi else [0], dtype=torch.float64),
+        )
 
 
 if _AVAILABLE:

@@ -89,9 +89,9 @@ def filter_varying_loop(
     for step in range(length):
         a_step = coefficients_at(a_coeffs, step, hop)
         b_step = coefficients_at(b_coeffs, step, hop)
-        leading = a_step[..., :1]
-        a_step = a_step[..., 1:] / leading
-        b_step = b_step / leading
+        inverse = 1.0 / a_step[..., :1]  # a reciprocal, then products: the native kernels' rounding
+        a_step = a_step[..., 1:] * inverse
+        b_step = b_step * inverse
         x = signal[..., step]
         if order == 0:
             y = b_step[..., 0] * x

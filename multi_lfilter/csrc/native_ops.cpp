@@ -20,6 +20,13 @@
 //   native_sosfilt / native_sosfilt_adjoint: the same for cascades of biquads,
 //       (..., S, 3) coefficients and (..., S, 2) states; the adjoint recomputes what
 //       it needs from zi instead of reading y.
+//   native_varying_filter(waveform, a, b, zi?, hop, samples_per_thread) -> (y, zf)
+//   native_varying_filter_adjoint(grad_y?, grad_zf?, waveform, a, b, y, hop,
+//                                 need_waveform, need_zi, samples_per_thread)
+//       -> (gx, ga, gb, gzi): time-varying transposed direct form II
+//       (varying_kernels.c), raw (..., steps, Ka) and (..., steps, Kb) coefficients with
+//       a0, in float32 or float64, read as they are (no copy); per-row float64
+//       gradients (the waveform's in its dtype) that the caller sums.
 
 #include <torch/csrc/stable/library.h>
 #include <torch/csrc/stable/ops.h>
@@ -36,6 +43,7 @@
 #include <vector>
 
 #include "lfilter_kernels.h"
+#include "varying_kernels.h"
 
 namespace {
 
@@ -321,6 +329,97 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> native_sosfilt_adjoint(
                  samples_per_thread);
 }
 
+// The time-varying kernels' common part: checks, batch, problem.
+mlf_varying_problem varying_problem(const Tensor& waveform, const Tensor& a_coeffs, const Tensor& b_coeffs,
+                                    const std::optional<Tensor>& zi, int64_t hop, int64_t samples_per_thread,
+                                    Shape& batch) {
+  check_signal(waveform, "waveform");
+  check_signal(a_coeffs, "a_coeffs");
+  check_signal(b_coeffs, "b_coeffs");
+  STD_TORCH_CHECK(a_coeffs.dim() >= 2 && b_coeffs.dim() >= 2,
+                  "multi_lfilter native kernels: expected coefficients of shape (..., steps, K)");
+  const int64_t width = std::max(a_coeffs.size(a_coeffs.dim() - 1), b_coeffs.size(b_coeffs.dim() - 1));
+  STD_TORCH_CHECK(a_coeffs.size(a_coeffs.dim() - 1) >= 1 && b_coeffs.size(b_coeffs.dim() - 1) >= 1,
+                  "multi_lfilter native kernels: expected at least one coefficient in a and b");
+  STD_TORCH_CHECK(hop >= 0, "multi_lfilter native kernels: expected hop >= 0");
+  std::vector<Shape> shapes{leading(waveform, 1), leading(a_coeffs, 2), leading(b_coeffs, 2)};
+  if (zi.has_value()) shapes.push_back(leading(*zi, 1));
+  batch = broadcast(shapes);
+  const int64_t length = waveform.size(waveform.dim() - 1);
+  mlf_problem common = make_problem(batch, length, width - 1, 1, waveform.scalar_type(), samples_per_thread);
+  mlf_varying_problem problem{};
+  problem.ndim = common.ndim;
+  for (int64_t d = 0; d < common.ndim; ++d) problem.sizes[d] = common.sizes[d];
+  problem.rows = common.rows;
+  problem.length = length;
+  problem.order = width - 1;
+  problem.hop = hop;
+  problem.is_double = common.is_double;
+  problem.n_threads = common.n_threads;
+  problem.waveform = view_of(waveform, batch, 1);
+  for (auto [target, tensor] : {std::make_pair(&problem.a, &a_coeffs), std::make_pair(&problem.b, &b_coeffs)}) {
+    target->view = view_of(*tensor, batch, 2);  // section_step: the time axis's stride
+    target->steps = tensor->size(tensor->dim() - 2);
+    target->time_step = target->steps == 1 ? 0 : target->view.section_step;
+    target->width = tensor->size(tensor->dim() - 1);
+    target->is_double = tensor->scalar_type() == ScalarType::Double;
+  }
+  problem.zi = view_of(zi, batch, 1);
+  return problem;
+}
+
+void run_varying(int (*kernel)(const mlf_varying_problem*), const mlf_varying_problem& problem) {
+  const int status = kernel(&problem);
+  STD_TORCH_CHECK(status != MLF_OUT_OF_MEMORY, "multi_lfilter native kernels: out of memory for their work buffers");
+  STD_TORCH_CHECK(status == MLF_OK, "multi_lfilter native kernels refused the problem (code ", status, ")");
+}
+
+std::tuple<Tensor, Tensor> native_varying_filter(Tensor waveform, Tensor a_coeffs, Tensor b_coeffs,
+                                                 std::optional<Tensor> zi, int64_t hop, int64_t samples_per_thread) {
+  const std::optional<Tensor> zi_double = as_float64(zi, "zi");
+  Shape batch;
+  mlf_varying_problem problem = varying_problem(waveform, a_coeffs, b_coeffs, zi_double, hop, samples_per_thread, batch);
+  Tensor y = empty(append(batch, {problem.length}), waveform.scalar_type());
+  Tensor zf = empty(append(batch, {problem.order}), ScalarType::Double);
+  problem.y = y.data_ptr();
+  problem.zf = static_cast<double*>(zf.data_ptr());
+  run_varying(mlf_varying_forward, problem);
+  return {y, zf};
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> native_varying_filter_adjoint(
+    std::optional<Tensor> grad_y, std::optional<Tensor> grad_zf, Tensor waveform, Tensor a_coeffs, Tensor b_coeffs,
+    Tensor y, int64_t hop, bool need_waveform, bool need_zi, int64_t samples_per_thread) {
+  const std::optional<Tensor> grad_zf_double = as_float64(grad_zf, "grad_zf");
+  Shape batch;
+  mlf_varying_problem problem = varying_problem(waveform, a_coeffs, b_coeffs, std::nullopt, hop, samples_per_thread, batch);
+  check_signal(y, "y");
+  STD_TORCH_CHECK(shape_of(y) == append(batch, {problem.length}) && y.scalar_type() == waveform.scalar_type(),
+                  "multi_lfilter native kernels: expected y of the forward's shape and dtype");
+  const Tensor y_contiguous = torch::stable::contiguous(y);
+  if (grad_y.has_value()) {
+    check_signal(*grad_y, "grad_y");
+    STD_TORCH_CHECK(grad_y->scalar_type() == waveform.scalar_type(),
+                    "multi_lfilter native kernels: expected grad_y in the waveform's dtype");
+  }
+  Tensor grad_a = empty(append(batch, {problem.a.steps, problem.a.width}), ScalarType::Double);
+  Tensor grad_b = empty(append(batch, {problem.b.steps, problem.b.width}), ScalarType::Double);
+  torch::stable::zero_(grad_a);
+  torch::stable::zero_(grad_b);
+  Tensor grad_zi = need_zi ? empty(append(batch, {problem.order}), ScalarType::Double) : empty({0}, ScalarType::Double);
+  Tensor grad_waveform = need_waveform ? empty(append(batch, {problem.length}), waveform.scalar_type())
+                                       : empty({0}, waveform.scalar_type());
+  problem.grad_y = view_of(grad_y, batch, 1);
+  problem.grad_zf = view_of(grad_zf_double, batch, 1);
+  problem.y = y_contiguous.data_ptr();
+  problem.grad_waveform = need_waveform ? grad_waveform.data_ptr() : nullptr;
+  problem.grad_a = static_cast<double*>(grad_a.data_ptr());
+  problem.grad_b = static_cast<double*>(grad_b.data_ptr());
+  problem.grad_zi = need_zi ? static_cast<double*>(grad_zi.data_ptr()) : nullptr;
+  run_varying(mlf_varying_adjoint, problem);
+  return {grad_waveform, grad_a, grad_b, grad_zi};
+}
+
 }  // namespace
 
 // Below this many output samples per thread, starting a thread costs more than it
@@ -338,6 +437,11 @@ STABLE_TORCH_LIBRARY(multi_lfilter, m) {
   m.def("native_sosfilt_adjoint(Tensor? grad_y, Tensor? grad_zf, Tensor waveform, Tensor a_coeffs, "
         "Tensor b_coeffs, Tensor? zi, bool need_waveform, bool need_zi, "
         "int samples_per_thread=" MLF_SAMPLES_PER_THREAD ") -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("native_varying_filter(Tensor waveform, Tensor a_coeffs, Tensor b_coeffs, Tensor? zi, int hop, "
+        "int samples_per_thread=" MLF_SAMPLES_PER_THREAD ") -> (Tensor, Tensor)");
+  m.def("native_varying_filter_adjoint(Tensor? grad_y, Tensor? grad_zf, Tensor waveform, Tensor a_coeffs, "
+        "Tensor b_coeffs, Tensor y, int hop, bool need_waveform, bool need_zi, "
+        "int samples_per_thread=" MLF_SAMPLES_PER_THREAD ") -> (Tensor, Tensor, Tensor, Tensor)");
 }
 
 STABLE_TORCH_LIBRARY_IMPL(multi_lfilter, CPU, m) {
@@ -345,4 +449,6 @@ STABLE_TORCH_LIBRARY_IMPL(multi_lfilter, CPU, m) {
   m.impl("native_filter_adjoint", TORCH_BOX(&native_filter_adjoint));
   m.impl("native_sosfilt", TORCH_BOX(&native_sosfilt));
   m.impl("native_sosfilt_adjoint", TORCH_BOX(&native_sosfilt_adjoint));
+  m.impl("native_varying_filter", TORCH_BOX(&native_varying_filter));
+  m.impl("native_varying_filter_adjoint", TORCH_BOX(&native_varying_filter_adjoint));
 }
