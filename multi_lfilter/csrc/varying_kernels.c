@@ -25,6 +25,15 @@
 
 #include "varying_kernels.h"
 
+/* The row kernels are written once for any order and instantiated for orders 1 and 2
+ * (a constant order lets the compiler unroll the state updates and keep the state in
+ * registers) and for the rest. */
+#if defined(__GNUC__) || defined(__clang__)
+#define ROW_KERNEL static inline __attribute__((always_inline))
+#else
+#define ROW_KERNEL static inline
+#endif
+
 static int64_t offset_of(const mlf_varying_problem *p, const int64_t *strides, int64_t row)
 {
     int64_t offset = 0;
@@ -55,7 +64,7 @@ typedef struct {
     double weight;
 } step_source;
 
-static inline step_source source_of(int64_t n, int64_t steps, int64_t hop)
+ROW_KERNEL step_source source_of(int64_t n, int64_t steps, int64_t hop)
 {
     step_source source = {0, 0, 0.0};
     if (steps == 1)
@@ -75,27 +84,26 @@ static inline step_source source_of(int64_t n, int64_t steps, int64_t hop)
 }
 
 /* The coefficients of one step into out[0 .. width), zero-padded to `padded`. */
-static inline void read_step(const mlf_varying_coefficients *c, const char *base, int64_t padded, step_source s,
-                             double *out)
+ROW_KERNEL void read_step(const mlf_varying_coefficients *c, const char *base, const int64_t padded, step_source s,
+                          double *out)
 {
     const int64_t width = c->width, k_step = c->view.step;
     const int is_double = (int)c->is_double;
     const int64_t first = s.first * c->time_step;
-    if (s.weight == 0.0) {
-        for (int64_t k = 0; k < width; ++k)
+    const int64_t second = s.second * c->time_step;
+    for (int64_t k = 0; k < padded; ++k) {
+        if (k >= width)
+            out[k] = 0.0;
+        else if (s.weight == 0.0)
             out[k] = load_signal(base, is_double, first + k * k_step);
-    } else {
-        const int64_t second = s.second * c->time_step;
-        for (int64_t k = 0; k < width; ++k)
+        else
             out[k] = load_signal(base, is_double, first + k * k_step) * (1.0 - s.weight) +
                      load_signal(base, is_double, second + k * k_step) * s.weight;
     }
-    for (int64_t k = width; k < padded; ++k)
-        out[k] = 0.0;
 }
 
 /* Adds a step's raw-coefficient gradients (the first `width`) to its frame(s). */
-static inline void add_step(double *grad, int64_t width, step_source s, const double *values)
+ROW_KERNEL void add_step(double *grad, int64_t width, step_source s, const double *values)
 {
     double *first = grad + s.first * width;
     if (s.weight == 0.0) {
@@ -118,9 +126,9 @@ static const char *coefficient_base(const mlf_varying_problem *p, const mlf_vary
                         : (const char *)((const float *)c->view.data + offset);
 }
 
-static void forward_row(const mlf_varying_problem *p, int64_t row)
+ROW_KERNEL void forward_row_of(const mlf_varying_problem *p, int64_t row, const int64_t order)
 {
-    const int64_t order = p->order, width = order + 1, length = p->length;
+    const int64_t width = order + 1, length = p->length;
     const int is_double = (int)p->is_double;
     const char *a_base = coefficient_base(p, &p->a, row), *b_base = coefficient_base(p, &p->b, row);
     const void *x = p->waveform.data;
@@ -146,9 +154,9 @@ static void forward_row(const mlf_varying_problem *p, int64_t row)
         p->zf[row * order + k] = state[k];
 }
 
-static void adjoint_row(const mlf_varying_problem *p, int64_t row)
+ROW_KERNEL void adjoint_row_of(const mlf_varying_problem *p, int64_t row, const int64_t order)
 {
-    const int64_t order = p->order, width = order + 1, length = p->length;
+    const int64_t width = order + 1, length = p->length;
     const int is_double = (int)p->is_double;
     const char *a_base = coefficient_base(p, &p->a, row), *b_base = coefficient_base(p, &p->b, row);
     const void *x = p->waveform.data;
@@ -200,6 +208,24 @@ static void adjoint_row(const mlf_varying_problem *p, int64_t row)
     if (p->grad_zi)
         for (int64_t k = 0; k < order; ++k)
             p->grad_zi[row * order + k] = lam[k];
+}
+
+static void forward_row(const mlf_varying_problem *p, int64_t row)
+{
+    switch (p->order) {
+    case 1: forward_row_of(p, row, 1); break;
+    case 2: forward_row_of(p, row, 2); break;
+    default: forward_row_of(p, row, p->order);
+    }
+}
+
+static void adjoint_row(const mlf_varying_problem *p, int64_t row)
+{
+    switch (p->order) {
+    case 1: adjoint_row_of(p, row, 1); break;
+    case 2: adjoint_row_of(p, row, 2); break;
+    default: adjoint_row_of(p, row, p->order);
+    }
 }
 
 typedef struct {
