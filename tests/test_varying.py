@@ -408,3 +408,20 @@ def test_native_results_do_not_depend_on_the_thread_count(rng):
         torch.set_num_threads(threads)
     for other in results[1:]:
         assert all(torch.equal(x, z) for x, z in zip(results[0], other))
+
+
+def test_compiles_to_one_graph_and_runs_under_torch_func(rng):
+    """torch.compile(fullgraph=True) traces the call (the native op where it runs) and
+    its backward; torch.func transforms run it too; both equal eager."""
+    a, b = moving_filters(rng, 2, (3,), 9, max_radius=0.9)
+    leaves = [torch.from_numpy(rng.normal(size=(2, 1, 64))).requires_grad_(), a.requires_grad_(), b.requires_grad_()]
+
+    def loss(waveform, a_coeffs, b_coeffs):
+        return lfilter_varying(waveform, a_coeffs, b_coeffs, hop_length=8).square().sum()
+
+    torch._dynamo.reset()
+    compiled = torch.compile(loss, fullgraph=True, backend="aot_eager")
+    expected = torch.autograd.grad(loss(*leaves), leaves)
+    torch.testing.assert_close(torch.autograd.grad(compiled(*leaves), leaves), expected)
+    transformed = torch.func.grad(loss, argnums=(0, 1, 2))(*[leaf.detach() for leaf in leaves])
+    torch.testing.assert_close(transformed, expected)
