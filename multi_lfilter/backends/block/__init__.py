@@ -14,9 +14,9 @@ signals. Time is cut into blocks of ``L`` samples; in row-vector form, per filte
    product.
 
 The number of tensor ops grows with ``log2(T / L)``, not with ``T``. Where the
-float64 temporaries of all blocks at once would exceed an eighth of the output (and
-``CHUNK_MIN_BYTES``), steps 1 and 3 run over a few chunks of blocks, at most
-``MAX_CHUNKS``. When the input is shared by the filters (a ``(B, 1, T)`` signal
+float64 temporaries of all blocks at once would exceed ``CHUNK_MIN_BYTES``, steps 1
+and 3 run over chunks of blocks of at most an eighth of the output's bytes, at most
+``MAX_CHUNKS`` of them. When the input is shared by the filters (a ``(B, 1, T)`` signal
 through ``(C, K)`` filters, the bank case) step 1 is one product with every filter's
 ``W`` side by side, and the input is never copied per filter.
 
@@ -59,8 +59,8 @@ def filter_block(
         block_length: ``L``; raised to ``N`` where smaller.
         reverse: filter backwards in time, that is ``flip(filter(flip(waveform)))``,
             without either flip of the whole signal (the adjoint's backward pass).
-        chunk_min_bytes: the least memory budget of a chunk of blocks (tests force
-            several chunks on small problems with 0).
+        chunk_min_bytes: the float64 temporaries of all blocks at once up to which
+            they are not chunked (tests force several chunks on small problems with 0).
 
     Returns:
         ``(y, zf)``: ``(*batch, T)`` and ``(*batch, N)`` in the waveform's dtype
@@ -81,8 +81,9 @@ def filter_block(
     )
     block_length = blocks.block_length
     # Under autograd (the TorchScript path) chunks are joined once at the end: writing
-    # each into a slice of one output would copy the output's gradient per chunk.
-    y = torch.empty(batch + [length], dtype=waveform.dtype, device=waveform.device)
+    # each into a slice of one output would copy the output's gradient per chunk (so
+    # there ``y`` is only the result where there are no samples).
+    y = torch.empty(batch + [0 if needs_graph else length], dtype=waveform.dtype, device=waveform.device)
     pieces: List[Tensor] = []
     recent = blocks.final_outputs()
     starts = blocks.starts

@@ -115,12 +115,11 @@ def cascade_forward_blocks(
     blocks = torch.nn.functional.pad(signal, [0, padded - length]).reshape(n_filters, n_rows * n_blocks, block_length)
     # The state each block's input leaves behind, from rest: (F, R, blocks, 2S), then blocks first.
     left = torch.bmm(blocks, input_state_map).reshape(n_filters, n_rows, n_blocks, width).transpose(1, 2)
-    if states_in is not None:
-        first = left[:, :1] + torch.bmm(states_in, transition).unsqueeze(1)
-        left = torch.cat([first, left[:, 1:]], 1)
-    entering = scan_histories(left, transition, False)  # (F, blocks, R, 2S); block 0's is zero
-    if states_in is not None:
-        entering = torch.cat([entering[:, :1] + states_in.unsqueeze(1), entering[:, 1:]], 1)
+    # The scan's increments: zi (or rest) entering block 0, then each block's from the block before it.
+    if states_in is None:
+        states_in = torch.zeros(n_filters, n_rows, width, dtype=torch.float64, device=waveform.device)
+    increments = torch.cat([states_in.unsqueeze(1), left[:, : n_blocks - 1]], 1)
+    entering = scan_histories(increments, transition, False)  # (F, blocks, R, 2S)
     from_rest = torch.bmm(blocks, output_map).reshape(n_filters, n_rows, n_blocks, block_length)
     from_states = torch.bmm(entering.transpose(1, 2).reshape(n_filters, n_rows * n_blocks, width), state_output_map)
     outputs = (from_rest + from_states.reshape(n_filters, n_rows, n_blocks, block_length)).reshape(n_filters, n_rows, padded)

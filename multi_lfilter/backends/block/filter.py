@@ -21,11 +21,13 @@ from .layout import MatrixLayout
 from .matrices import block_matrices, scan_histories
 
 FILTER_BLOCK_LENGTH = 32
-# Chunks of blocks keep each float64 temporary under max(this, an eighth of the output):
-# the adjoint holds a few at once beside the output and its gradient, and its
-# fwd+bwd peak should stay under 3x the output.
+# All blocks are processed at once where their float64 temporaries fit in this (the
+# fewest ops); beyond it, in chunks of at most an eighth of the output's bytes. The
+# adjoint holds a few such temporaries at once beside the output and its gradient, and
+# its fwd+bwd peak should stay under 3x the output. (Chunks of this size, the earlier
+# rule, cost more memory and no less time: benchmarks/results-2026-12-03.md, D10.)
 CHUNK_MIN_BYTES = 32 << 20
-# ... and there are at most this many of them, so the op count stays bounded.
+# ... and there are at most this many chunks, so the op count stays bounded.
 MAX_CHUNKS = 16
 
 
@@ -38,16 +40,17 @@ def chunk_starts(
 ) -> List[int]:
     """Block indices where chunks start, followed by ``n_blocks``.
 
-    Chunks keep ``bytes_per_block`` times their length under
-    ``max(min_bytes, output_bytes / 8)`` where they can, there are at most
+    One chunk where ``bytes_per_block`` times ``n_blocks`` fits in ``min_bytes``;
+    else chunks of at most ``output_bytes / 8`` where they can. There are at most
     ``max_chunks``, and every chunk holds at least two blocks (where there are two),
     so the first and the last hold the ``N <= L`` outputs the final state needs.
     """
     if n_blocks == 0:
         return [0]
-    budget = max(min_bytes, output_bytes // 8)
-    per_chunk = max(1, budget // max(bytes_per_block, 1))
-    n_chunks = (n_blocks + per_chunk - 1) // per_chunk
+    n_chunks = 1
+    if n_blocks * bytes_per_block > min_bytes:
+        per_chunk = max(1, (output_bytes // 8) // max(bytes_per_block, 1))
+        n_chunks = (n_blocks + per_chunk - 1) // per_chunk
     n_chunks = max(1, min(n_chunks, max_chunks, n_blocks // 2))
     # Balanced: sizes differ by at most one block.
     return [(index * n_blocks) // n_chunks for index in range(n_chunks)] + [n_blocks]
@@ -149,23 +152,54 @@ class BlockFilter:
         self.zi_matrix = zi_matrix
 
         if order > 0 and self.n_blocks > 1:
-            parts: List[Tensor] = []
-            for index in range(len(self.starts) - 1):
-                start, stop = self.starts[index], self.starts[index + 1]
-                product = self._from_rest(self._most_recent(from_input), start, stop, False)
-                parts.append(self._blocks_first(product, stop - start))
-            last_outputs = torch.cat(parts, 1)  # (F, n_blocks, R, N), most recent first
-            if reverse:  # the scan runs in filter time
-                last_outputs = last_outputs.flip(1)
-            if zi_matrix is not None:
-                from_zi = torch.bmm(zi_matrix, self._most_recent(from_state))
-                last_outputs = torch.cat([last_outputs[:, :1] + from_zi.unsqueeze(1), last_outputs[:, 1:]], 1)
-            histories = scan_histories(last_outputs, layout.per_filter(transition), reuse_buffers)
-            if reverse:
-                histories = histories.flip(1)
+            histories = self._scan(from_input, from_state, layout.per_filter(transition))
         else:
             histories = torch.zeros([n_filters, self.n_blocks, n_rows, order], dtype=torch.float64, device=signal.device)
         self.histories = histories  # (F, n_blocks, R, N)
+
+    def _scan(self, from_input: Tensor, from_state: Tensor, transition: Tensor) -> Tensor:
+        """Step 2 of ``block``'s module doc: the history entering every block, ``(F, n_blocks, R, N)``.
+
+        The scan's increments (``scan_histories``) are every block's last outputs from
+        rest, each at the block that filter time enters next (the block after it
+        forwards, the one before it backwards), zi's share in the first block's, and
+        zeros at the block filter time enters first. With ``reuse_buffers`` they are
+        written into the tensor the scan then fills in place: no copy of them is made.
+        """
+        n_filters, n_rows, order, n_blocks = self.layout.n_filters, self.layout.n_rows, self.order, self.n_blocks
+        step = -1 if self.reverse else 1
+        # Every block but the last in filter time reaches another's history.
+        first_source, end_source = (1, n_blocks) if self.reverse else (0, n_blocks - 1)
+        recent_columns = self._most_recent(from_input)
+        device = from_input.device
+        if self.reuse_buffers:
+            increments = torch.empty([n_filters, n_blocks, n_rows, order], dtype=torch.float64, device=device)
+            increments[:, self.first_block].zero_()
+        else:  # the first block's zeros, joined with the chunks' pieces once below
+            increments = torch.zeros([n_filters, 1, n_rows, order], dtype=torch.float64, device=device)
+        pieces: List[Tensor] = []
+        for index in range(len(self.starts) - 1):
+            # Every chunk holds two blocks, so at least one is left.
+            start = max(self.starts[index], first_source)
+            stop = min(self.starts[index + 1], end_source)
+            product = self._from_rest(recent_columns, start, stop, False)
+            product = self._blocks_first(product, stop - start, order)
+            if self.reuse_buffers:
+                increments[:, start + step : stop + step].copy_(product)
+            else:
+                pieces.append(product)
+        if not self.reuse_buffers:
+            increments = torch.cat(pieces + [increments] if self.reverse else [increments] + pieces, 1)
+        zi_matrix = self.zi_matrix
+        if zi_matrix is not None:
+            from_zi = torch.bmm(zi_matrix, self._most_recent(from_state))  # (F, R, N)
+            target = self.first_block + step
+            if self.reuse_buffers:
+                increments[:, target] += from_zi
+            else:
+                entered = (increments[:, target] + from_zi).unsqueeze(1)
+                increments = torch.cat([increments[:, :target], entered, increments[:, target + 1 :]], 1)
+        return scan_histories(increments, transition, self.reuse_buffers, self.reverse)
 
     def _most_recent(self, matrices: Tensor) -> Tensor:
         """The columns of natural-order block responses that are the block's last ``N``
@@ -238,10 +272,10 @@ class BlockFilter:
         self.window_buffer = buffer
         return buffer
 
-    def _blocks_first(self, product: Tensor, count: int) -> Tensor:
-        """A product of ``_from_rest`` as ``(F, blocks, R, columns)``."""
+    def _blocks_first(self, product: Tensor, count: int, columns: int) -> Tensor:
+        """A product of ``_from_rest`` with ``columns`` per filter as ``(F, blocks, R,
+        columns)`` (passed in: with no filters the product's shape does not tell)."""
         n_filters, n_rows = self.layout.n_filters, self.layout.n_rows
-        columns = product.shape[-1] // n_filters if self.shared else product.shape[-1]
         if self.shared:
             return product.view(n_rows, count, n_filters, columns).permute(2, 1, 0, 3)
         return product.view(n_filters, n_rows, count, columns).transpose(1, 2)
@@ -263,7 +297,7 @@ class BlockFilter:
             from_rest = product.view(n_rows * count, n_filters, block_length).transpose(0, 1)
         else:
             from_rest = product
-        histories = self.histories[:, start:stop].transpose(1, 2).reshape(n_filters, n_rows * count, -1)
+        histories = self.histories[:, start:stop].transpose(1, 2).reshape(n_filters, n_rows * count, self.order)
         zi_matrix = self.zi_matrix
         receives_zi = zi_matrix is not None and start <= self.first_block < stop
         where = self.first_block - start

@@ -75,34 +75,52 @@ def block_matrices(a_coeffs: Tensor, b_coeffs: Tensor, block_length: int) -> Tup
     return from_input, from_history, from_state, transition
 
 
-def scan_histories(last_outputs: Tensor, transition: Tensor, in_place: bool) -> Tensor:
-    """The history entering every block, from each block's own last outputs.
+def scan_histories(increments: Tensor, transition: Tensor, in_place: bool, reverse: bool = False) -> Tensor:
+    """The history entering every block, from what each block adds to it.
 
-    Solves ``H[k + 1] = H[k] P + u[k]``, ``H[0] = 0``, in ``ceil(log2(n_blocks))``
+    Solves ``H[k] = H[k - 1] P + v[k]``, ``H[0] = v[0]``, in ``ceil(log2(n_blocks))``
     steps (Hillis-Steele doubling: after the step of span ``s`` every total holds the
-    last ``2 s`` blocks' contributions, carried by ``P^s``).
+    last ``2 s`` increments, carried by ``P^s``). The increment of block ``k`` is the
+    last outputs from rest of the block before it (``u[k - 1]`` in the module doc), and
+    that of the first block the history entering it: the caller lays them out shifted
+    by one block, so the result needs no shifting copy.
 
     Args:
-        last_outputs: ``u``, ``(F, n_blocks, R, N)``.
+        increments: ``v``, ``(F, n_blocks, R, N)``.
         transition: ``P``, ``(F, N, N)``.
-        in_place: accumulate into ``last_outputs`` (where no autograd graph is built).
+        in_place: accumulate into ``increments`` (where no autograd graph is built).
+        reverse: the blocks follow each other backwards, ``H[k] = H[k + 1] P + v[k]``
+            (filtering backwards in time, the blocks kept in natural order).
 
     Returns:
-        ``H``: ``(F, n_blocks, R, N)``; block 0's history is zero.
+        ``H``: ``(F, n_blocks, R, N)``.
     """
-    n_filters, n_blocks, n_rows, order = last_outputs.shape
-    total = last_outputs
+    n_filters, n_blocks, n_rows, order = increments.shape
+    total = increments
     power = transition
+    # In place, every step's products go into one buffer (a fresh one per step would
+    # be allocated before the last is freed).
+    carried_buffer = increments.new_empty([n_filters * max(n_blocks - 1, 0) * n_rows * order if in_place else 0])
     span = 1
     while span < n_blocks:
-        # Blocks before rows: the first n - span blocks are one (F, (n - span) R, N) view.
-        earlier = total[:, : n_blocks - span].reshape(n_filters, (n_blocks - span) * n_rows, order)
-        carried = torch.bmm(earlier, power).view(n_filters, n_blocks - span, n_rows, order)
+        # The n - span blocks that carry are one (F, (n - span) R, N) view (blocks before rows).
+        earlier = total[:, span:] if reverse else total[:, : n_blocks - span]
+        earlier = earlier.reshape(n_filters, (n_blocks - span) * n_rows, order)
         if in_place:
+            size = n_filters * (n_blocks - span) * n_rows * order
+            carried = torch.bmm(earlier, power, out=carried_buffer[:size].view(n_filters, (n_blocks - span) * n_rows, order))
+        else:
+            carried = torch.bmm(earlier, power)
+        carried = carried.view(n_filters, n_blocks - span, n_rows, order)
+        if in_place and reverse:
+            total[:, : n_blocks - span] += carried
+        elif in_place:
             total[:, span:] += carried
+        elif reverse:
+            total = torch.cat([total[:, : n_blocks - span] + carried, total[:, n_blocks - span :]], 1)
         else:
             total = torch.cat([total[:, :span], total[:, span:] + carried], 1)
         span *= 2
         if span < n_blocks:
             power = torch.bmm(power, power)
-    return torch.nn.functional.pad(total[:, : n_blocks - 1], [0, 0, 0, 0, 1, 0])
+    return total
