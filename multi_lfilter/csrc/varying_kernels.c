@@ -64,7 +64,42 @@ typedef struct {
     double weight;
 } step_source;
 
-ROW_KERNEL step_source source_of(int64_t n, int64_t steps, int64_t hop)
+/* Sample n = frame * hop + offset (hop > 0), kept by counting: no division per step. */
+typedef struct {
+    int64_t frame, offset;
+} frame_clock;
+
+ROW_KERNEL frame_clock clock_at(int64_t n, int64_t hop)
+{
+    frame_clock clock = {0, 0};
+    if (hop > 0) {
+        clock.frame = n / hop;
+        clock.offset = n - clock.frame * hop;
+    }
+    return clock;
+}
+
+ROW_KERNEL void tick_forward(frame_clock *clock, int64_t hop)
+{
+    if (hop > 0 && ++clock->offset == hop) {
+        clock->offset = 0;
+        ++clock->frame;
+    }
+}
+
+ROW_KERNEL void tick_backward(frame_clock *clock, int64_t hop)
+{
+    if (hop > 0) {
+        if (clock->offset == 0) {
+            clock->offset = hop - 1;
+            --clock->frame;
+        } else {
+            --clock->offset;
+        }
+    }
+}
+
+ROW_KERNEL step_source source_of(int64_t n, frame_clock clock, int64_t steps, int64_t hop)
 {
     step_source source = {0, 0, 0.0};
     if (steps == 1)
@@ -73,12 +108,10 @@ ROW_KERNEL step_source source_of(int64_t n, int64_t steps, int64_t hop)
         source.first = n;
         return source;
     }
-    const int64_t frame = n / hop;
-    const int64_t offset = n - frame * hop;
-    source.first = frame;
-    if (offset != 0 && frame + 1 < steps) {
-        source.second = frame + 1;
-        source.weight = (double)offset / (double)hop;
+    source.first = clock.frame;
+    if (clock.offset != 0 && clock.frame + 1 < steps) {
+        source.second = clock.frame + 1;
+        source.weight = (double)clock.offset / (double)hop;
     }
     return source;
 }
@@ -140,9 +173,10 @@ ROW_KERNEL void forward_row_of(const mlf_varying_problem *p, int64_t row, const 
             state[k] = zi[k * p->zi.step];
     }
     double a[MAX_ORDER + 1], b[MAX_ORDER + 1];
-    for (int64_t n = 0; n < length; ++n) {
-        read_step(&p->a, a_base, width, source_of(n, p->a.steps, p->hop), a);
-        read_step(&p->b, b_base, width, source_of(n, p->b.steps, p->hop), b);
+    frame_clock clock = clock_at(0, p->hop);
+    for (int64_t n = 0; n < length; ++n, tick_forward(&clock, p->hop)) {
+        read_step(&p->a, a_base, width, source_of(n, clock, p->a.steps, p->hop), a);
+        read_step(&p->b, b_base, width, source_of(n, clock, p->b.steps, p->hop), b);
         const double inverse = 1.0 / a[0];
         const double input = load_signal(x, is_double, x_base + n * x_step);
         const double output = b[0] * inverse * input + state[0];
@@ -171,9 +205,10 @@ ROW_KERNEL void adjoint_row_of(const mlf_varying_problem *p, int64_t row, const 
     double *grad_a = p->grad_a + row * p->a.steps * p->a.width;
     double *grad_b = p->grad_b + row * p->b.steps * p->b.width;
     double a[MAX_ORDER + 1], b[MAX_ORDER + 1], ga[MAX_ORDER + 1], gb[MAX_ORDER + 1];
-    for (int64_t n = length - 1; n >= 0; --n) {
-        const step_source a_source = source_of(n, p->a.steps, p->hop);
-        const step_source b_source = source_of(n, p->b.steps, p->hop);
+    frame_clock clock = clock_at(length - 1, p->hop);
+    for (int64_t n = length - 1; n >= 0; --n, tick_backward(&clock, p->hop)) {
+        const step_source a_source = source_of(n, clock, p->a.steps, p->hop);
+        const step_source b_source = source_of(n, clock, p->b.steps, p->hop);
         read_step(&p->a, a_base, width, a_source, a);
         read_step(&p->b, b_base, width, b_source, b);
         const double inverse = 1.0 / a[0];
