@@ -193,6 +193,12 @@ def _summed(rows, a_coeffs, b_coeffs, zi_shape, dtype, needs):
 # process that imports this package.
 
 
+def _varying_grad_dtype(coefficients: Tensor, hop: int) -> torch.dtype:
+    """The dtype of ``native_varying_filter_adjoint``'s per-row coefficient gradients:
+    the coefficients' own for per-sample ones (each written once), else float64."""
+    return coefficients.dtype if hop == 0 and coefficients.shape[-2] > 1 else torch.float64
+
+
 def _register_fake_kernels() -> None:
     @torch.library.register_fake("multi_lfilter::native_filter")
     def _filter_fake(waveform, a_coeffs, b_coeffs, zi, samples_per_thread=SAMPLES_PER_THREAD):
@@ -246,8 +252,8 @@ def _register_fake_kernels() -> None:
         order = max(a_coeffs.shape[-1], b_coeffs.shape[-1]) - 1
         return (
             waveform.new_empty(batch + [waveform.shape[-1]] if need_waveform else [0]),
-            waveform.new_empty(batch + list(a_coeffs.shape[-2:]), dtype=torch.float64),
-            waveform.new_empty(batch + list(b_coeffs.shape[-2:]), dtype=torch.float64),
+            waveform.new_empty(batch + list(a_coeffs.shape[-2:]), dtype=_varying_grad_dtype(a_coeffs, hop)),
+            waveform.new_empty(batch + list(b_coeffs.shape[-2:]), dtype=_varying_grad_dtype(b_coeffs, hop)),
             waveform.new_empty(batch + [order] if need_zi else [0], dtype=torch.float64),
         )
 

@@ -25,8 +25,9 @@
 //                                 need_waveform, need_zi, samples_per_thread)
 //       -> (gx, ga, gb, gzi): time-varying transposed direct form II
 //       (varying_kernels.c), raw (..., steps, Ka) and (..., steps, Kb) coefficients with
-//       a0, in float32 or float64, read as they are (no copy); per-row float64
-//       gradients (the waveform's in its dtype) that the caller sums.
+//       a0, in float32 or float64, read as they are (no copy); per-row gradients that
+//       the caller sums (float64, or the coefficients' dtype for per-sample ones; the
+//       waveform's in its dtype).
 
 #include <torch/csrc/stable/library.h>
 #include <torch/csrc/stable/ops.h>
@@ -402,10 +403,16 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> native_varying_filter_adjoint(
     STD_TORCH_CHECK(grad_y->scalar_type() == waveform.scalar_type(),
                     "multi_lfilter native kernels: expected grad_y in the waveform's dtype");
   }
-  Tensor grad_a = empty(append(batch, {problem.a.steps, problem.a.width}), ScalarType::Double);
-  Tensor grad_b = empty(append(batch, {problem.b.steps, problem.b.width}), ScalarType::Double);
-  torch::stable::zero_(grad_a);
-  torch::stable::zero_(grad_b);
+  // Per-sample coefficients get each step's gradient once: written in their own dtype,
+  // no zero fill; constant and frame-rate ones accumulate in float64.
+  problem.grad_a_direct = problem.hop == 0 && problem.a.steps > 1;
+  problem.grad_b_direct = problem.hop == 0 && problem.b.steps > 1;
+  Tensor grad_a = empty(append(batch, {problem.a.steps, problem.a.width}),
+                        problem.grad_a_direct ? a_coeffs.scalar_type() : ScalarType::Double);
+  Tensor grad_b = empty(append(batch, {problem.b.steps, problem.b.width}),
+                        problem.grad_b_direct ? b_coeffs.scalar_type() : ScalarType::Double);
+  if (!problem.grad_a_direct) torch::stable::zero_(grad_a);
+  if (!problem.grad_b_direct) torch::stable::zero_(grad_b);
   Tensor grad_zi = need_zi ? empty(append(batch, {problem.order}), ScalarType::Double) : empty({0}, ScalarType::Double);
   Tensor grad_waveform = need_waveform ? empty(append(batch, {problem.length}), waveform.scalar_type())
                                        : empty({0}, waveform.scalar_type());
@@ -413,8 +420,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> native_varying_filter_adjoint(
   problem.grad_zf = view_of(grad_zf_double, batch, 1);
   problem.y = y_contiguous.data_ptr();
   problem.grad_waveform = need_waveform ? grad_waveform.data_ptr() : nullptr;
-  problem.grad_a = static_cast<double*>(grad_a.data_ptr());
-  problem.grad_b = static_cast<double*>(grad_b.data_ptr());
+  problem.grad_a = grad_a.data_ptr();
+  problem.grad_b = grad_b.data_ptr();
   problem.grad_zi = need_zi ? static_cast<double*>(grad_zi.data_ptr()) : nullptr;
   run_varying(mlf_varying_adjoint, problem);
   return {grad_waveform, grad_a, grad_b, grad_zi};

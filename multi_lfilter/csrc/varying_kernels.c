@@ -151,6 +151,19 @@ ROW_KERNEL void add_step(double *grad, int64_t width, step_source s, const doubl
     }
 }
 
+/* A step's gradients into the row's buffer at `base`: written in the coefficients'
+ * dtype where each step has its own row (`direct`), else added to its frame(s). */
+ROW_KERNEL void write_step(void *grad, int64_t direct, const mlf_varying_coefficients *c, int64_t base,
+                           step_source s, const double *values)
+{
+    if (direct) {
+        for (int64_t k = 0; k < c->width; ++k)
+            store_signal(grad, (int)c->is_double, base + s.first * c->width + k, values[k]);
+        return;
+    }
+    add_step((double *)grad + base, c->width, s, values);
+}
+
 /* A row's coefficients (offsets count elements of their own dtype). */
 static const char *coefficient_base(const mlf_varying_problem *p, const mlf_varying_coefficients *c, int64_t row)
 {
@@ -202,8 +215,7 @@ ROW_KERNEL void adjoint_row_of(const mlf_varying_problem *p, int64_t row, const 
         for (int64_t k = 0; k < order; ++k)
             lam[k] = gzf[k * p->grad_zf.step];
     }
-    double *grad_a = p->grad_a + row * p->a.steps * p->a.width;
-    double *grad_b = p->grad_b + row * p->b.steps * p->b.width;
+    const int64_t grad_a_base = row * p->a.steps * p->a.width, grad_b_base = row * p->b.steps * p->b.width;
     double a[MAX_ORDER + 1], b[MAX_ORDER + 1], ga[MAX_ORDER + 1], gb[MAX_ORDER + 1];
     frame_clock clock = clock_at(length - 1, p->hop);
     for (int64_t n = length - 1; n >= 0; --n, tick_backward(&clock, p->hop)) {
@@ -233,8 +245,8 @@ ROW_KERNEL void adjoint_row_of(const mlf_varying_problem *p, int64_t row, const 
             to_leading += lam[k - 1] * (input * b[k] - output * a[k]);
         }
         ga[0] = -to_leading * inverse * inverse;
-        add_step(grad_a, p->a.width, a_source, ga);
-        add_step(grad_b, p->b.width, b_source, gb);
+        write_step(p->grad_a, p->grad_a_direct, &p->a, grad_a_base, a_source, ga);
+        write_step(p->grad_b, p->grad_b_direct, &p->b, grad_b_base, b_source, gb);
         for (int64_t k = order - 1; k > 0; --k)
             lam[k] = lam[k - 1];
         if (order > 0)

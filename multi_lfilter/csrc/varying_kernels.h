@@ -43,8 +43,12 @@ typedef struct {
     void *y;                 /* forward output, adjoint input: (rows, T) contiguous, I/O dtype */
     double *zf;              /* forward output: (rows, N) contiguous */
     void *grad_waveform;     /* adjoint output per row: (rows, T), I/O dtype; NULL: not needed */
-    double *grad_a;          /* adjoint outputs per row: (rows, a.steps, a.width), zero-filled */
-    double *grad_b;          /* (rows, b.steps, b.width), zero-filled */
+    /* Adjoint outputs per row, (rows, steps, width): where a step's gradient is written
+     * once (per-sample coefficients: *_direct), in the coefficients' own dtype;
+     * otherwise (constant or frames) float64, zero-filled, accumulated. */
+    void *grad_a;
+    void *grad_b;
+    int64_t grad_a_direct, grad_b_direct;
     double *grad_zi;         /* (rows, N); NULL: not needed */
 } mlf_varying_problem;
 
