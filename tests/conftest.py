@@ -70,3 +70,20 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("backend, device", pairs, ids=[f"{name}-{device}" for name, device in pairs])
     else:
         metafunc.parametrize("backend", backends_on("cpu"))
+
+
+# Cases of parametrised tests that take the longest (over 10 s each on the project's
+# 2-core machine) and repeat what faster cases of the same test cover: run in CI's slow
+# step (``python -m pytest -m slow``), so the default run stays under six minutes.
+SLOW_CASES = (
+    "test_cascade_gradients_gradcheck_and_gradgradcheck[block-bank-12]",
+    "test_cascade_gradients_gradcheck_and_gradgradcheck[block-per-channel-12]",
+    "test_cascade_gradients_gradcheck_and_gradgradcheck[export-bank-12]",
+    "test_cascade_gradients_gradcheck_and_gradgradcheck[export-per-channel-12]",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.name in SLOW_CASES:
+            item.add_marker(pytest.mark.slow)
