@@ -33,6 +33,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ..._call_mode import needs_graph
 from ..._shapes import filter_batch_shape
 from ..._state import final_state, last_samples_reversed
 from .adjoint import block_adjoint
@@ -70,27 +71,22 @@ def filter_block(
     order = a_coeffs.shape[-1] - 1
     length = waveform.shape[-1]
     layout = MatrixLayout(batch, a_coeffs, b_coeffs)
-    needs_graph = torch.is_grad_enabled() and (
-        waveform.requires_grad
-        or a_coeffs.requires_grad
-        or b_coeffs.requires_grad
-        or (zi is not None and zi.requires_grad)
-    )
+    graph = needs_graph([waveform, a_coeffs, b_coeffs, zi])
     blocks = BlockFilter(
-        waveform, a_coeffs, b_coeffs, zi, layout, block_length, reverse, not needs_graph, chunk_min_bytes
+        waveform, a_coeffs, b_coeffs, zi, layout, block_length, reverse, not graph, chunk_min_bytes
     )
     block_length = blocks.block_length
     # Under autograd (the TorchScript path) chunks are joined once at the end: writing
     # each into a slice of one output would copy the output's gradient per chunk (so
     # there ``y`` is only the result where there are no samples).
-    y = torch.empty(batch + [0 if needs_graph else length], dtype=waveform.dtype, device=waveform.device)
+    y = torch.empty(batch + [0 if graph else length], dtype=waveform.dtype, device=waveform.device)
     pieces: List[Tensor] = []
     recent = blocks.final_outputs()
     starts = blocks.starts
     for index in range(len(starts) - 1):
         start, stop = starts[index], starts[index + 1]
         first, end = blocks.samples(start, stop)
-        if needs_graph:
+        if graph:
             pieces.append(layout.from_matrix(blocks.flat_outputs(start, stop)).to(waveform.dtype))
         elif blocks.padding == 0:
             # Whole blocks straight into (*batch, blocks, L) views of the output.
@@ -102,7 +98,7 @@ def filter_block(
                 y[..., middle:end].copy_(outputs[..., whole, : end - middle])
         else:
             y[..., first:end].copy_(layout.from_matrix(blocks.flat_outputs(start, stop)))
-    if needs_graph and len(pieces) > 0:
+    if graph and len(pieces) > 0:
         y = torch.cat(pieces, -1)
 
     # The last input samples, most recent first, of the signal as filtered (backwards
