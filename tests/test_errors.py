@@ -13,6 +13,7 @@ from multi_lfilter import (
     lfilter,
     lfilter_bank,
     lfilter_bank_with_state,
+    lfilter_varying,
     lfilter_zi_bank,
     sosfilt_bank,
     sosfilt_zi_bank,
@@ -169,6 +170,14 @@ TABLE = [
      lambda: sosfiltfilt_bank(torch.randn(10), design.butter_sos(4, 0.2))),
     ("ButterworthFilterBank(2, 16000, torch.tensor([500.0]), torch.tensor([1200.0]))",
      lambda: ButterworthFilterBank(2, 16000, torch.tensor([500.0]), torch.tensor([1200.0]))),
+    ("lfilter_varying(x, a.expand(5, 3), b[None])", lambda: lfilter_varying(X, A1.expand(5, 3), B1[None])),
+    ("lfilter_varying(x, a.expand(2, 3), b[None], hop_length=8)",
+     lambda: lfilter_varying(X, A1.expand(2, 3), B1[None], hop_length=8)),
+    ("lfilter_varying(x, a[None], b[None], hop_length=0)", lambda: lfilter_varying(X, A1[None], B1[None], hop_length=0)),
+    ("lfilter_varying(x, a[None], b[None], form='df3')", lambda: lfilter_varying(X, A1[None], B1[None], form="df3")),
+    ("lfilter_varying(x, a[None], b[None], zi=torch.zeros(2), form='df1')",
+     lambda: lfilter_varying(X, A1[None], B1[None], zi=torch.zeros(2), form="df1")),
+    ("lfilter_varying(x, a[None] * 0, b[None])", lambda: lfilter_varying(X, A1[None] * 0, B1[None])),
 ]
 
 
