@@ -119,3 +119,25 @@ def filter_adjoint(
     if need_zi and zi_shape is not None:
         grad_zi = sum_to_shape(torch.cat([grad_v[..., :order], tail], -1)[..., :order], zi_shape)
     return grad_waveform, grad_a, grad_b, grad_zi
+
+
+def recorded_gradients(
+    outputs: List[Tensor], upstream: List[Optional[Tensor]], inputs: List[Optional[Tensor]], needs: List[bool]
+) -> List[Optional[Tensor]]:
+    """The gradients of ``inputs`` (where ``needs``) for ``outputs`` weighted by
+    ``upstream`` (``None`` entries skipped), recorded so they differentiate again: the
+    double backward of the ops whose first backward is an opaque kernel. A needed input
+    the outputs do not reach gets zeros. Call with the outputs computed under
+    ``torch.enable_grad()``."""
+    pairs = [(output, gradient) for output, gradient in zip(outputs, upstream) if gradient is not None]
+    wanted = [tensor for tensor, need in zip(inputs, needs) if need]
+    with torch.enable_grad():
+        found = iter(torch.autograd.grad(
+            [output for output, _ in pairs], wanted, [gradient.to(output.dtype) for output, gradient in pairs],
+            create_graph=True, allow_unused=True,
+        ))
+    gradients = [next(found) if need else None for need in needs]
+    return [
+        torch.zeros_like(tensor) if need and gradient is None else gradient
+        for tensor, need, gradient in zip(inputs, needs, gradients)
+    ]

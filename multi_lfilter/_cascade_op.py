@@ -14,6 +14,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ._adjoint import recorded_gradients
 from ._call_mode import backward_builds_graph
 from ._op import kernel_op_context
 from ._sections import sections_one_by_one
@@ -101,17 +102,9 @@ def _backward(ctx, grad_y, grad_zf):
     building_graph = backward_builds_graph([grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi])
     if building_graph:
         # Double backward: differentiate the cascade recomputed section by section.
-        wanted = [tensor for tensor, need in zip(inputs, needs) if need]
         with torch.enable_grad():
             y, zf = sections_one_by_one(waveform, a_coeffs, b_coeffs, zi, ctx.backend)
-            outputs = [o for o, g in ((y, grad_y), (zf, grad_zf)) if g is not None]
-            grads = [g for g in (grad_y, grad_zf) if g is not None]
-            found = iter(torch.autograd.grad(outputs, wanted, grads, create_graph=True, allow_unused=True))
-        gradients = [next(found) if need else None for need in needs]
-        gradients = [
-            torch.zeros_like(tensor) if need and gradient is None else gradient
-            for tensor, need, gradient in zip(inputs, needs, gradients)
-        ]
+        gradients = recorded_gradients([y, zf], [grad_y, grad_zf], list(inputs), needs)
         return (*gradients, None)
     if ctx.kernels is not None:
         outputs = ctx.kernels.sosfilt_adjoint_op(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi, needs)

@@ -78,12 +78,12 @@ def check_coefficients(a_coeffs: Tensor, b_coeffs: Tensor) -> None:
         check_is_tensor("a_coeffs", a_coeffs)
         check_is_tensor("b_coeffs", b_coeffs)
     named = [("a_coeffs", a_coeffs), ("b_coeffs", b_coeffs)]
-    _check_kinds_and_sizes(named, a_coeffs, b_coeffs)
+    check_kinds_and_sizes(named, a_coeffs, b_coeffs)
     if broadcast_batch_shape([list(a_coeffs.shape[:-1]), list(b_coeffs.shape[:-1])]) is None:
         raise ValueError(f"expected the leading dims of the inputs to broadcast, got {_describe(named, 'shape')}")
 
 
-def _check_kinds_and_sizes(named: List[Tuple[str, Tensor]], a_coeffs: Tensor, b_coeffs: Tensor) -> None:
+def check_kinds_and_sizes(named: List[Tuple[str, Tensor]], a_coeffs: Tensor, b_coeffs: Tensor) -> None:
     """Dtypes (float32/float64, one for all), one device, no scalars, no empty
     coefficient lists: the checks every caller shares."""
     for name, tensor in named:
@@ -127,7 +127,7 @@ def check_filter_inputs(
     if not torch.jit.is_scripting():
         check_filter_inputs_are_tensors(waveform, a_coeffs, b_coeffs, zi)
     named = _named_inputs(waveform, a_coeffs, b_coeffs, zi)
-    _check_kinds_and_sizes(named, a_coeffs, b_coeffs)
+    check_kinds_and_sizes(named, a_coeffs, b_coeffs)
 
     order = max(a_coeffs.shape[-1], b_coeffs.shape[-1]) - 1
     length = waveform.shape[-1]

@@ -14,10 +14,11 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ._adjoint import recorded_gradients
 from ._call_mode import backward_builds_graph
 from ._shapes import sum_to_shape
 from .backends import native
-from .backends.varying_loop import filter_varying_loop
+from .backends.varying_loop import filter_varying_loop, padded_coefficients
 
 
 def native_varying(
@@ -41,20 +42,10 @@ def _loop_gradients(ctx, grad_y, grad_zf, inputs: List[Optional[Tensor]], needs:
     """Double backward: the gradients of the reference loop, recorded."""
     waveform, a_coeffs, b_coeffs, zi = inputs
     batch = list(ctx.saved_tensors[4].shape[:-1])
-    wanted = [tensor for tensor, need in zip(inputs, needs) if need]
-    width = max(a_coeffs.shape[-1], b_coeffs.shape[-1])
     with torch.enable_grad():
-        a_wide = torch.nn.functional.pad(a_coeffs.double(), [0, width - a_coeffs.shape[-1]])
-        b_wide = torch.nn.functional.pad(b_coeffs.double(), [0, width - b_coeffs.shape[-1]])
+        a_wide, b_wide = padded_coefficients(a_coeffs, b_coeffs)
         y, zf = filter_varying_loop(waveform, a_wide, b_wide, zi, batch, "tdf2", ctx.hop)
-        outputs = [o for o, g in ((y, grad_y), (zf, grad_zf)) if g is not None]
-        grads = [g.to(o.dtype) for o, g in ((y, grad_y), (zf, grad_zf)) if g is not None]
-        found = iter(torch.autograd.grad(outputs, wanted, grads, create_graph=True, allow_unused=True))
-    gradients = [next(found) if need else None for need in needs]
-    return [
-        torch.zeros_like(tensor) if need and gradient is None else gradient
-        for tensor, need, gradient in zip(inputs, needs, gradients)
-    ]
+    return recorded_gradients([y, zf], [grad_y, grad_zf], inputs, needs)
 
 
 def _backward(ctx, grad_y, grad_zf):

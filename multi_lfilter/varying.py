@@ -26,9 +26,9 @@ from ._call_mode import EXPORT, TRANSFORM, call_mode
 from ._precision import is_half, widen_half
 from ._varying_op import native_varying
 from ._shapes import broadcast_batch_shape
-from ._validation import check_is_tensor, dtype_name, value_checks_allowed
+from ._validation import check_is_tensor, check_kinds_and_sizes, value_checks_allowed
 from .backends.dispatch import resolve_varying_backend, varying_backends
-from .backends.varying_loop import filter_varying_loop, state_size
+from .backends.varying_loop import filter_varying_loop, padded_coefficients, state_size
 
 __all__ = [
     "lfilter_varying",
@@ -88,23 +88,12 @@ def _check_inputs(
         if hop_length < 1:
             raise ValueError(f"expected hop_length >= 1, got {hop_length}")
         hop = hop_length
-    tensors: List[Tuple[str, Tensor]] = [("waveform", waveform), ("a_coeffs", a_coeffs), ("b_coeffs", b_coeffs)]
+    named: List[Tuple[str, Tensor]] = [("waveform", waveform), ("a_coeffs", a_coeffs), ("b_coeffs", b_coeffs)]
     if zi is not None:
-        tensors.append(("zi", zi))
-    for name, tensor in tensors:
-        if tensor.dtype != torch.float32 and tensor.dtype != torch.float64:
-            raise TypeError(f"expected {name} to be float32 or float64, got {dtype_name(tensor.dtype)}")
-        if tensor.dtype != waveform.dtype:
-            raise TypeError(
-                f"expected one dtype for all inputs, got waveform {dtype_name(waveform.dtype)} and {name} "
-                f"{dtype_name(tensor.dtype)}"
-            )
-        if tensor.device != waveform.device:
-            raise ValueError(f"expected one device for all inputs, got waveform {waveform.device} and {name} {tensor.device}")
-    if waveform.dim() == 0:
-        raise ValueError("expected waveform of shape (..., T), got a 0-dim tensor")
+        named.append(("zi", zi))
+    check_kinds_and_sizes(named, a_coeffs, b_coeffs)  # dtypes, one device, no scalars, K >= 1
     for name, tensor in [("a_coeffs", a_coeffs), ("b_coeffs", b_coeffs)]:
-        if tensor.dim() < 2 or tensor.shape[-1] == 0:
+        if tensor.dim() < 2:
             raise ValueError(f"expected {name} of shape (..., T, K) with K >= 1, got {list(tensor.shape)}")
     length = waveform.shape[-1]
     _check_time_axis("a_coeffs", a_coeffs, length, hop)
@@ -134,14 +123,6 @@ def _check_inputs(
                 "would cross zero between them)"
             )
     return hop, batch
-
-
-def _padded(a_coeffs: Tensor, b_coeffs: Tensor) -> Tuple[Tensor, Tensor]:
-    """The coefficients in float64, zero-padded to one length (what the loop reads)."""
-    width = max(a_coeffs.shape[-1], b_coeffs.shape[-1])
-    a_wide = torch.nn.functional.pad(a_coeffs.double(), [0, width - a_coeffs.shape[-1]])
-    b_wide = torch.nn.functional.pad(b_coeffs.double(), [0, width - b_coeffs.shape[-1]])
-    return a_wide, b_wide
 
 
 def lfilter_varying_with_state(
@@ -236,7 +217,7 @@ def _filter(
 ) -> Tuple[Tensor, Tensor]:
     hop, batch = _check_inputs(waveform, a_coeffs, b_coeffs, zi, form, hop_length, backend)
     if torch.jit.is_scripting():
-        a_wide, b_wide = _padded(a_coeffs, b_coeffs)
+        a_wide, b_wide = padded_coefficients(a_coeffs, b_coeffs)
         y, zf = filter_varying_loop(waveform, a_wide, b_wide, zi, batch, form, hop)
     else:
         y, zf = _filter_outside_script(waveform, a_coeffs, b_coeffs, zi, batch, form, hop, backend)
@@ -257,7 +238,7 @@ def _filter_outside_script(
     mode = call_mode([waveform, a_coeffs, b_coeffs, zi])
     if name == "native" and mode != TRANSFORM and mode != EXPORT:
         return native_varying(waveform, a_coeffs, b_coeffs, zi, hop)
-    a_wide, b_wide = _padded(a_coeffs, b_coeffs)
+    a_wide, b_wide = padded_coefficients(a_coeffs, b_coeffs)
     return filter_varying_loop(waveform, a_wide, b_wide, zi, batch, form, hop)
 
 

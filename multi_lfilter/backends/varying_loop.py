@@ -36,6 +36,14 @@ def state_size(form: str, order: int) -> int:
     return 2 * order if form == "df1" or form == "tdf1" else order
 
 
+def padded_coefficients(a_coeffs: Tensor, b_coeffs: Tensor) -> Tuple[Tensor, Tensor]:
+    """The coefficients as the loop reads them: float64, zero-padded to one length."""
+    width = max(a_coeffs.shape[-1], b_coeffs.shape[-1])
+    a_wide = torch.nn.functional.pad(a_coeffs.double(), [0, width - a_coeffs.shape[-1]])
+    b_wide = torch.nn.functional.pad(b_coeffs.double(), [0, width - b_coeffs.shape[-1]])
+    return a_wide, b_wide
+
+
 def coefficients_at(coefficients: Tensor, step: int, hop: int) -> Tensor:
     """The ``(..., K)`` coefficients of sample ``step`` from ``(..., Tc, K)``: the one
     row where ``Tc == 1``, row ``step`` where ``hop == 0`` (per sample), else frame
