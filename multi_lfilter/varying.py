@@ -324,6 +324,14 @@ def sosfilt_varying(
     hop_length: Optional[int] = None,
     backend: str = "auto",
 ) -> Tensor:
-    """:func:`sosfilt_varying_with_state` without the final states."""
+    """:func:`sosfilt_varying_with_state` without the final states: ``(*batch, T)``.
+
+    Example:
+        >>> import torch
+        >>> from multi_lfilter import sosfilt_varying
+        >>> sos = torch.tensor([[0.2, 0.4, 0.2, 1.0, -0.6, 0.3]]).expand(3, 100, 1, 6)   # (C, T, S, 6)
+        >>> sosfilt_varying(torch.randn(2, 1, 100), sos).shape
+        torch.Size([2, 3, 100])
+    """
     y, _ = sosfilt_varying_with_state(waveform, sos, zi, hop_length, backend)
     return y

@@ -16,6 +16,18 @@ class CascadeFilterBank(nn.Module):
 
     A subclass defines :meth:`sos`, the current ``(C, S, 6)`` sections; filtering,
     streaming and frequency responses come from here.
+
+    Shape:
+        - input: ``(..., T)``
+        - output: ``(..., C, T)``; the state of :meth:`forward_with_state` is
+          ``(..., C, S, 2)``.
+
+    Example:
+        >>> import torch
+        >>> from multi_lfilter import CascadeFilterBank, SOSFilterBank
+        >>> bank = SOSFilterBank(torch.tensor([[[0.2, 0.4, 0.2, 1.0, -0.6, 0.3]]]))
+        >>> isinstance(bank, CascadeFilterBank), bank(torch.randn(2, 50)).shape
+        (True, torch.Size([2, 1, 50]))
     """
 
     def __init__(self, learnable: bool, backend: str):
