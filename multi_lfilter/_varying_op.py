@@ -30,6 +30,14 @@ def native_varying(
     )
 
 
+def native_varying_filter(
+    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], batch: List[int], form: str, hop: int
+) -> Tuple[Tensor, Tensor]:
+    """The registry's entry (``backends/dispatch.py``): ``form`` is ``"tdf2"`` and the
+    op broadcasts the batch itself."""
+    return native_varying(waveform, a_coeffs, b_coeffs, zi, hop)
+
+
 def _setup_context(ctx, inputs, output):
     waveform, a_coeffs, b_coeffs, zi, hop, _ = inputs
     y, _ = output

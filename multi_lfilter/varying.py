@@ -24,10 +24,9 @@ from torch import Tensor
 
 from ._call_mode import EXPORT, TRANSFORM, call_mode
 from ._precision import is_half, widen_half
-from ._varying_op import native_varying
 from ._shapes import broadcast_batch_shape
 from ._validation import check_is_tensor, check_kinds_and_sizes, value_checks_allowed
-from .backends.dispatch import resolve_varying_backend, varying_backends
+from .backends.dispatch import resolve_varying_backend, varying_backends, varying_filter
 from .backends.varying_loop import filter_varying_loop, padded_coefficients, state_size
 
 __all__ = [
@@ -229,17 +228,14 @@ def _filter_outside_script(
     waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], batch: List[int], form: str,
     hop: int, backend: str,
 ) -> Tuple[Tensor, Tensor]:
-    """The registry's backend for the call; the loop where a transform or an export
-    must see every step (the native op has no batching rule or export graph yet).
-    The native kernels read the caller's coefficients in place (no float64 copy of
-    per-sample coefficients), the loop the padded float64 ones."""
+    """The registry's backend for the call; one built of tensor ops where a transform
+    or an export must see every step (the native op has no batching rule or export
+    graph yet)."""
     order = max(a_coeffs.shape[-1], b_coeffs.shape[-1]) - 1
-    name = resolve_varying_backend(backend, waveform, form, order, len(batch))
     mode = call_mode([waveform, a_coeffs, b_coeffs, zi])
-    if name == "native" and mode != TRANSFORM and mode != EXPORT:
-        return native_varying(waveform, a_coeffs, b_coeffs, zi, hop)
-    a_wide, b_wide = padded_coefficients(a_coeffs, b_coeffs)
-    return filter_varying_loop(waveform, a_wide, b_wide, zi, batch, form, hop)
+    in_graph = mode == TRANSFORM or mode == EXPORT
+    name = resolve_varying_backend(backend, waveform, form, order, len(batch), in_graph)
+    return varying_filter(name, waveform, a_coeffs, b_coeffs, zi, batch, form, hop)
 
 
 def lfilter_varying(

@@ -31,8 +31,9 @@ import torch
 from torch import Tensor
 
 from .._fir import filter_fir
+from .._varying_op import native_varying_filter
 from .._validation import value_checks_allowed
-from . import block, export_graph, loop, native
+from . import block, export_graph, loop, native, varying_loop
 from . import triton as triton_backend
 from .block import filter_block
 from .loop import filter_loop
@@ -56,6 +57,11 @@ class Backend:
             ``cascade_adjoint`` run in one pass (``None``: it has no fused cascade, and
             cascades run section by section).
         varying_forms: the forms of time-varying filters it runs (``varying.py``).
+        varying: its time-varying filter, ``(waveform, a_coeffs, b_coeffs, zi, batch,
+            form, hop) -> (y, zf)`` with the caller's coefficients (``a0`` included,
+            ``Ka`` and ``Kb`` as given), differentiable in every input.
+        varying_in_graphs: whether its time-varying filter is built-in tensor ops that
+            ``torch.func`` transforms and ``torch.export`` can see through.
         extra_support: a further check on the waveform (``None``: none).
     """
 
@@ -68,6 +74,8 @@ class Backend:
     scriptable: bool = False
     max_sections: Optional[Callable[[], int]] = None
     varying_forms: Tuple[str, ...] = ()
+    varying: Optional[Callable[..., Tuple[Tensor, Tensor]]] = None
+    varying_in_graphs: bool = False
     extra_support: Optional[Callable[[Tensor], bool]] = None
 
     def supports(self, waveform: Tensor, order: int, batch_ndim: int) -> bool:
@@ -106,13 +114,14 @@ def _always() -> bool:
 REGISTRY = (
     Backend("native", native, native.available, devices=("cpu",), max_order=native.max_order,
             max_batch_dims=native.MAX_DIMS, scriptable=True, max_sections=native.max_sections,
-            varying_forms=("tdf2",)),
+            varying_forms=("tdf2",), varying=native_varying_filter),
     Backend("triton", triton_backend, triton_backend.available, devices=("cuda", "cpu"),
             max_order=lambda: triton_backend.MAX_ORDER, max_batch_dims=triton_backend.MAX_BATCH_DIMS,
             max_sections=triton_backend.max_sections,
             extra_support=lambda waveform: waveform.device.type == "cuda" or triton_backend.interpreting()),
     Backend("block", block, _always, scriptable=True, max_sections=block.max_sections),
-    Backend("loop", loop, _always, scriptable=True, varying_forms=("tdf2", "df1", "df2", "tdf1")),
+    Backend("loop", loop, _always, scriptable=True, varying_forms=varying_loop.FORMS, varying=varying_loop.varying_filter,
+            varying_in_graphs=True),
     Backend("export", export_graph, _always),
 )
 _BY_NAME = {backend.name: backend for backend in REGISTRY}
@@ -210,32 +219,54 @@ def varying_backends() -> List[str]:
     return [backend.name for backend in REGISTRY if backend.varying_forms and backend.is_available()]
 
 
-def resolve_varying_backend(name: str, waveform: Tensor, form: str, order: int, batch_ndim: int) -> str:
-    """The backend for a time-varying filter: ``"auto"`` takes the first registered one
-    that runs the form and the problem (the native kernels for ``tdf2`` on CPU), the
-    reference loop otherwise.
+def _runs_varying(entry: Backend, waveform: Tensor, form: str, order: int, batch_ndim: int, in_graph: bool) -> bool:
+    return (
+        form in entry.varying_forms
+        and entry.supports(waveform, order, batch_ndim)
+        and (entry.varying_in_graphs or not in_graph)
+    )
+
+
+def resolve_varying_backend(
+    name: str, waveform: Tensor, form: str, order: int, batch_ndim: int, in_graph: bool = False
+) -> str:
+    """The backend for a time-varying filter.
+
+    ``"auto"`` takes the first registered backend that runs the form and the problem
+    (the native kernels for ``tdf2`` on CPU), the reference loop otherwise. Where the
+    call must be seen through as built-in ops (``in_graph``: a ``torch.func`` transform
+    or ``torch.export``), backends that are not (``varying_in_graphs``) give way to the
+    first that is, whatever the name.
 
     Raises:
         ValueError: for a name that runs no time-varying filters here, or one asked for
             by name for a form or problem it cannot run.
     """
     candidates = varying_backends()
-    if name == "auto":
-        for candidate in candidates:
-            entry = _BY_NAME[candidate]
-            if form in entry.varying_forms and entry.supports(waveform, order, batch_ndim):
-                return candidate
-        return "loop"
-    if name not in candidates:
-        raise ValueError(f"expected backend 'auto' or one of {candidates} for time-varying filters, got {name!r}")
-    entry = _BY_NAME[name]
-    if form not in entry.varying_forms or not entry.supports(waveform, order, batch_ndim):
-        forms = ", ".join(repr(f) for f in entry.varying_forms)
-        raise ValueError(
-            f"expected a time-varying problem the {name} backend supports (forms {forms}; {entry.limits()}), "
-            f"got form {form!r} on {waveform.device.type} tensors of order {order} with {batch_ndim} batch dims"
-        )
-    return name
+    if name != "auto":
+        if name not in candidates:
+            raise ValueError(f"expected backend 'auto' or one of {candidates} for time-varying filters, got {name!r}")
+        entry = _BY_NAME[name]
+        if form not in entry.varying_forms or not entry.supports(waveform, order, batch_ndim):
+            forms = ", ".join(repr(f) for f in entry.varying_forms)
+            raise ValueError(
+                f"expected a time-varying problem the {name} backend supports (forms {forms}; {entry.limits()}), "
+                f"got form {form!r} on {waveform.device.type} tensors of order {order} with {batch_ndim} batch dims"
+            )
+        if entry.varying_in_graphs or not in_graph:
+            return name
+    for candidate in candidates:
+        if _runs_varying(_BY_NAME[candidate], waveform, form, order, batch_ndim, in_graph):
+            return candidate
+    return "loop"
+
+
+def varying_filter(
+    name: str, waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], batch: List[int],
+    form: str, hop: int,
+) -> Tuple[Tensor, Tensor]:
+    """Run a resolved backend's time-varying filter: ``(y, zf)``."""
+    return _BY_NAME[name].varying(waveform, a_coeffs, b_coeffs, zi, batch, form, hop)
 
 
 def warn_if_the_op_library_is_missing() -> None:

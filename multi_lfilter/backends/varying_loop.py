@@ -127,3 +127,12 @@ def filter_varying_loop(
     else:
         y_all = torch.stack(outputs, -1).to(waveform.dtype)
     return y_all, state
+
+
+def varying_filter(
+    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], batch: List[int], form: str, hop: int
+) -> Tuple[Tensor, Tensor]:
+    """The registry's entry (``backends/dispatch.py``): the loop on the caller's
+    coefficients, padded to one length in float64."""
+    a_wide, b_wide = padded_coefficients(a_coeffs, b_coeffs)
+    return filter_varying_loop(waveform, a_wide, b_wide, zi, batch, form, hop)
