@@ -80,6 +80,9 @@ SLOW_CASES = (
     "test_cascade_gradients_gradcheck_and_gradgradcheck[block-per-channel-12]",
     "test_cascade_gradients_gradcheck_and_gradgradcheck[export-bank-12]",
     "test_cascade_gradients_gradcheck_and_gradgradcheck[export-per-channel-12]",
+    # Scripting a Module with frame-rate values compiles the time-varying loop (10-12 s).
+    "test_scripted_module_with_frames_equals_eager[biquad]",
+    "test_scripted_module_with_frames_equals_eager[sos]",
 )
 
 

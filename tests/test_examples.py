@@ -26,6 +26,12 @@ def test_learning_example_lowers_the_loss_twentyfold():
     assert after.mean() < before.mean() / 5
 
 
+def test_sweep_example_equaliser_learns():
+    example = load_example("sweep")
+    _, losses = example.train_equaliser(**example.SHORT, show_progress=False)
+    assert losses[-1] < losses[0] / 10  # measured: 27x lower
+
+
 # examples/export.py is not here: what it does (export, ONNX, running without the
 # package) is tests/test_export.py's, and CI (.ci/run) runs the example itself.
 @pytest.mark.parametrize("name", ["streaming", "export_torchscript", "quickstart"])

@@ -1,6 +1,6 @@
 """``BiquadFilterBank``: cookbook biquads learnt through frequency, ``Q`` and gain."""
 import math
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -9,7 +9,17 @@ from .._parametrize import bounded, bounded_inverse, log_bounded, log_bounded_in
 from .._precision import wide_parameter
 from ..design import BIQUAD_KINDS, FilterCoefficients, center_frequencies, cookbook_biquad, frequency_responses
 from ..functional import lfilter_bank_with_state
-from ._common import bank_input, check_backend, register
+from ..varying import lfilter_varying_with_state
+from ._common import (
+    bank_input,
+    check_backend,
+    check_frames,
+    check_no_hop,
+    check_range,
+    frame_count,
+    frame_rate_value,
+    register,
+)
 
 GAIN_KINDS = ("peaking", "lowshelf", "highshelf")
 
@@ -25,6 +35,18 @@ class BiquadFilterBank(nn.Module):
     ``[Q_MIN, Q_MAX]`` (logistic on a log scale) and, for the kinds with a gain
     (``"peaking"`` and the shelves), the gain into ``[-MAX_GAIN_DB, MAX_GAIN_DB]``.
     Read the mapped values with :attr:`center_freq`, :attr:`q` and :attr:`gain_db`.
+
+    Network-controlled: :meth:`forward` and :meth:`forward_with_state` also take
+    frame-rate values of the same three parameters, ``(..., C, F)`` each with a
+    ``hop_length``, in Hz, as ``Q`` and in dB, inside the ranges above (a network maps
+    its outputs there, e.g. with a sigmoid). The bank then designs a cookbook biquad
+    per frame (:meth:`frame_coefficients`, differentiable) and filters with
+    :func:`multi_lfilter.lfilter_varying`, interpolating the coefficients linearly
+    between frames; every frame's biquad is stable and so is every step in between
+    (the biquads' stable region is convex). A parameter not given is the bank's own
+    at every frame, so gradients reach both. Runs in eager, under
+    ``torch.compile`` and TorchScript (scripted, the time-varying path runs the
+    reference loop).
 
     Args:
         n_filters: ``C``.
@@ -50,6 +72,8 @@ class BiquadFilterBank(nn.Module):
         - input: ``(..., T)``
         - output: ``(..., C, T)``; the state of :meth:`forward_with_state` is
           ``(..., C, 2)``.
+        - frame-rate values: ``(..., C, F)`` (``C`` or ``F`` may be 1), with
+          ``F >= ceil(T / hop_length)``; their leading dims broadcast with the input's.
 
     Example:
         >>> import torch
@@ -61,6 +85,12 @@ class BiquadFilterBank(nn.Module):
         torch.Size([8, 64, 16000])
         >>> bank.center_freq[[0, -1]]
         tensor([  50.0000, 7000.0000], grad_fn=<IndexBackward0>)
+
+        A sweep: one ``Q`` per frame for every filter, 126 frames of 128 samples.
+
+        >>> q = torch.linspace(1.0, 20.0, 126).expand(1, 126)       # (C=1, F)
+        >>> bank(torch.randn(2, 16000), q=q, hop_length=128).shape
+        torch.Size([2, 64, 16000])
     """
 
     FREQUENCY_MARGIN = 5e-4
@@ -173,17 +203,112 @@ class BiquadFilterBank(nn.Module):
         each ``(C, 3)`` (not normalised: ``a[:, 0] != 1``)."""
         return cookbook_biquad(self.kind, self._omega(), self.q, self.gain_db)
 
-    def forward(self, waveform: Tensor) -> Tensor:
-        """Filter ``(..., T)`` from rest through every filter: ``(..., C, T)``."""
-        y, _ = self.forward_with_state(waveform, None)
+    @torch.jit.export
+    def frame_coefficients(
+        self, center_freq: Optional[Tensor] = None, q: Optional[Tensor] = None, gain_db: Optional[Tensor] = None
+    ) -> FilterCoefficients:
+        """The coefficients designed frame by frame from frame-rate values (see
+        :meth:`forward`): :class:`~multi_lfilter.design.FilterCoefficients` ``(b, a)``,
+        each ``(..., C, F, 3)``, the broadcast of the values given and the bank's own
+        parameters (``(C, 1)``) for the others. Not normalised (``a[..., 0] != 1``).
+
+        Raises:
+            TypeError: for a value of another dtype than the bank's.
+            ValueError: for a value not of shape ``(..., C or 1, F)``, on another
+                device, outside the bank's range, or a ``gain_db`` for a kind without
+                a gain.
+        """
+        reference = wide_parameter(self.raw_q)  # the dtype and device the coefficients are computed in
+        named: List[Tuple[str, Tensor]] = []
+        if center_freq is not None:
+            center_freq = frame_rate_value("center_freq", center_freq, self.n_filters, reference, 0, "(..., C, F)")
+            named.append(("center_freq", center_freq))
+        if q is not None:
+            q = frame_rate_value("q", q, self.n_filters, reference, 0, "(..., C, F)")
+            named.append(("q", q))
+        if gain_db is not None:
+            if self.raw_gain_db is None:
+                raise ValueError(
+                    f"expected gain_db=None for kind '{self.kind}': "
+                    "only 'peaking', 'lowshelf' and 'highshelf' have a gain"
+                )
+            gain_db = frame_rate_value("gain_db", gain_db, self.n_filters, reference, 0, "(..., C, F)")
+            named.append(("gain_db", gain_db))
+        frame_count(named, 0)
+        if not torch.jit.is_scripting():
+            self._check_ranges(center_freq, q, gain_db)
+        omega = self._omega().unsqueeze(-1) if center_freq is None else center_freq * (2 * math.pi / self.sample_rate)
+        q_values = self.q.unsqueeze(-1) if q is None else q
+        gains = self.gain_db.unsqueeze(-1) if gain_db is None else gain_db
+        return cookbook_biquad(self.kind, omega, q_values, gains)
+
+    @torch.jit.unused
+    def _check_ranges(self, center_freq: Optional[Tensor], q: Optional[Tensor], gain_db: Optional[Tensor]) -> None:
+        nyquist = self.sample_rate / 2
+        margin = self.frequency_margin
+        if center_freq is not None:
+            check_range("center_freq", center_freq, margin * nyquist, (1 - margin) * nyquist, " Hz")
+        if q is not None:
+            check_range("q", q, self.q_min, self.q_max)
+        if gain_db is not None:
+            check_range("gain_db", gain_db, -self.max_gain_db, self.max_gain_db, " dB")
+
+    def forward(
+        self,
+        waveform: Tensor,
+        center_freq: Optional[Tensor] = None,
+        q: Optional[Tensor] = None,
+        gain_db: Optional[Tensor] = None,
+        hop_length: Optional[int] = None,
+    ) -> Tensor:
+        """Filter ``(..., T)`` from rest through every filter: ``(..., C, T)``.
+
+        Without frame-rate values the filters are the bank's own (time-invariant).
+        With any of ``center_freq`` (Hz), ``q`` and ``gain_db`` (dB), each
+        ``(..., C, F)`` (``C`` or ``F`` may be 1), the filters change every frame:
+        frame ``f`` is the cookbook biquad of those values at sample
+        ``f * hop_length``, the samples in between interpolate its coefficients
+        linearly (see :func:`multi_lfilter.lfilter_varying`), and a value not given is
+        the bank's own parameter at every frame. Every frame's biquad is stable when
+        its values lie in the bank's ranges (checked in eager on CPU), and so is every
+        interpolated step. Gradients reach the frame-rate values and the parameters.
+        """
+        y, _ = self.forward_with_state(waveform, None, center_freq, q, gain_db, hop_length)
         return y
 
     @torch.jit.export
-    def forward_with_state(self, waveform: Tensor, zi: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    def forward_with_state(
+        self,
+        waveform: Tensor,
+        zi: Optional[Tensor] = None,
+        center_freq: Optional[Tensor] = None,
+        q: Optional[Tensor] = None,
+        gain_db: Optional[Tensor] = None,
+        hop_length: Optional[int] = None,
+    ) -> Tuple[Tensor, Tensor]:
         """Filter ``(..., T)`` from state ``zi`` (``(..., C, 2)``, ``None`` is zeros);
-        returns ``(y, zf)``, ``(..., C, T)`` and ``(..., C, 2)``."""
-        b, a = self.coefficients()
-        return lfilter_bank_with_state(bank_input(waveform, a.dtype), a, b, zi, self.backend)
+        returns ``(y, zf)``, ``(..., C, T)`` and ``(..., C, 2)``.
+
+        Frame-rate values as for :meth:`forward`. To stream, cut the signal at
+        multiples of ``hop_length`` and give a chunk covering samples ``[s, e)`` the
+        frames ``s / hop_length`` through ``ceil(e / hop_length)``: the chunks then
+        equal one call. The state is the same with and without frame-rate values.
+        """
+        if center_freq is None and q is None and gain_db is None:
+            check_no_hop(hop_length, "center_freq, q, gain_db")
+            b, a = self.coefficients()
+            return lfilter_bank_with_state(bank_input(waveform, a.dtype), a, b, zi, self.backend)
+        b, a = self.frame_coefficients(center_freq, q, gain_db)
+        signal = bank_input(waveform, a.dtype)
+        named: List[Tuple[str, Tensor]] = []
+        if center_freq is not None:
+            named.append(("center_freq", center_freq))
+        if q is not None:
+            named.append(("q", q))
+        if gain_db is not None:
+            named.append(("gain_db", gain_db))
+        check_frames(named, a, 1, waveform, hop_length)
+        return lfilter_varying_with_state(signal, a, b, zi, "tdf2", hop_length, self.backend)
 
     @torch.jit.export
     def frequency_response(self, n_freqs: int = 512) -> Tuple[Tensor, Tensor]:

@@ -1,5 +1,5 @@
 """``ButterworthFilterBank``: Butterworth cascades learnt through their frequencies."""
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -7,7 +7,16 @@ from torch import Tensor
 from .._parametrize import bounded, bounded_inverse
 from .._precision import wide_parameter
 from ..design import butter_sos
-from ._common import check_float_tensor, register
+from ._common import (
+    bank_input,
+    check_float_tensor,
+    check_frames,
+    check_no_hop,
+    check_range,
+    frame_count,
+    frame_rate_value,
+    register,
+)
 from .cascade_bank import CascadeFilterBank
 
 
@@ -33,6 +42,11 @@ class ButterworthFilterBank(CascadeFilterBank):
     under ``torch.compile`` and ``torch.export``; not under TorchScript (the design
     uses complex arithmetic it does not script).
 
+    Network-controlled: :meth:`forward` and :meth:`forward_with_state` also take
+    frame-rate ``center_freq`` and ``bandwidth`` (Hz, ``(..., C, F)``, with a
+    ``hop_length``); the bank designs the sections per frame (:meth:`frame_sos`) and
+    filters with :func:`multi_lfilter.sosfilt_varying` (see :meth:`forward`).
+
     Args:
         order: the Butterworth order ``N``: ``N`` sections for band filters (``2 N``
             poles), ``ceil(N / 2)`` for low- and high-pass filters.
@@ -49,6 +63,8 @@ class ButterworthFilterBank(CascadeFilterBank):
         - input: ``(..., T)``
         - output: ``(..., C, T)``; the state of ``forward_with_state`` is
           ``(..., C, S, 2)``.
+        - frame-rate values: ``(..., C, F)`` (``C`` or ``F`` may be 1), with
+          ``F >= ceil(T / hop_length)``.
 
     Example:
         >>> import torch
@@ -151,6 +167,92 @@ class ButterworthFilterBank(CascadeFilterBank):
         bandwidth = self.bandwidth
         cutoff = centre if bandwidth is None else torch.stack([centre - bandwidth / 2, centre + bandwidth / 2], -1)
         return butter_sos(self.order, cutoff, self.kind, self.sample_rate)
+
+    def frame_sos(self, center_freq: Optional[Tensor] = None, bandwidth: Optional[Tensor] = None) -> Tensor:
+        """Sections designed frame by frame from frame-rate values (see :meth:`forward`):
+        ``(..., C, F, S, 6)``, the broadcast of the values given and the bank's own
+        (``(C, 1)``) for the others.
+
+        Raises:
+            TypeError: for a value of another dtype than the bank's.
+            ValueError: for a value not of shape ``(..., C or 1, F)``, on another device,
+                outside the bank's range, or a ``bandwidth`` for a low- or high-pass bank.
+        """
+        reference = wide_parameter(self.raw_center_freq)
+        nyquist = self.sample_rate / 2
+        margin = self.frequency_margin
+        if bandwidth is not None and self.raw_bandwidth is None:
+            raise ValueError(f"expected bandwidth=None for kind {self.kind!r}: only band filters have a bandwidth")
+        named = []
+        if center_freq is not None:
+            center_freq = frame_rate_value("center_freq", center_freq, self.n_filters, reference, 0, "(..., C, F)")
+            check_range("center_freq", center_freq, margin * nyquist, (1 - margin) * nyquist, " Hz")
+            named.append(("center_freq", center_freq))
+        if bandwidth is not None:
+            bandwidth = frame_rate_value("bandwidth", bandwidth, self.n_filters, reference, 0, "(..., C, F)")
+            named.append(("bandwidth", bandwidth))
+        frame_count(named, 0)
+        centre = self.center_freq.unsqueeze(-1) if center_freq is None else center_freq
+        if self.raw_bandwidth is None:
+            return butter_sos(self.order, centre, self.kind, self.sample_rate)
+        room = 2 * torch.minimum(centre, nyquist - centre)
+        if bandwidth is None:
+            # The bank's own parameter is its share of the room the centre leaves: at a
+            # moving centre it keeps every band edge inside (0, Nyquist).
+            share = bounded(wide_parameter(self.raw_bandwidth), margin, 1 - margin).unsqueeze(-1)
+        else:
+            share = bandwidth / room
+            check_range("bandwidth / (2 min(center_freq, Nyquist - center_freq))", share, margin, 1 - margin)
+        half_width = room * share / 2
+        low, high = torch.broadcast_tensors(centre - half_width, centre + half_width)
+        return butter_sos(self.order, torch.stack([low, high], -1), self.kind, self.sample_rate)
+
+    def forward(
+        self,
+        waveform: Tensor,
+        center_freq: Optional[Tensor] = None,
+        bandwidth: Optional[Tensor] = None,
+        hop_length: Optional[int] = None,
+    ) -> Tensor:
+        """Filter ``(..., T)`` from rest through every filter: ``(..., C, T)``.
+
+        Without frame-rate values the filters are the bank's own (time-invariant).
+        With ``center_freq`` and/or ``bandwidth`` (Hz, band filters only), each
+        ``(..., C, F)`` (``C`` or ``F`` may be 1), every frame gets its own Butterworth
+        design at sample ``f * hop_length``, its sections interpolated linearly in
+        between (see :func:`multi_lfilter.sosfilt_varying`). A centre not given is the
+        bank's own; a bandwidth not given is the bank's own *share* of the room the
+        frame's centre leaves, ``2 min(centre, Nyquist - centre)`` (its parameter), so
+        the band edges stay inside ``(0, Nyquist)`` as the centre moves. Every frame's
+        sections, and so every interpolated step, are stable when the values lie in the
+        bank's ranges (checked in eager on CPU): ``center_freq`` within
+        ``FREQUENCY_MARGIN`` of 0 and Nyquist, ``bandwidth`` a share of that room
+        between ``FREQUENCY_MARGIN`` and ``1 - FREQUENCY_MARGIN``.
+        """
+        y, _ = self.forward_with_state(waveform, None, center_freq, bandwidth, hop_length)
+        return y
+
+    def forward_with_state(
+        self,
+        waveform: Tensor,
+        zi: Optional[Tensor] = None,
+        center_freq: Optional[Tensor] = None,
+        bandwidth: Optional[Tensor] = None,
+        hop_length: Optional[int] = None,
+    ) -> Tuple[Tensor, Tensor]:
+        """Filter ``(..., T)`` from state ``zi`` (``(..., C, S, 2)``, ``None`` is zeros);
+        returns ``(y, zf)``, ``(..., C, T)`` and ``(..., C, S, 2)``. Frame-rate values
+        as for :meth:`forward`, streamed as
+        :meth:`BiquadFilterBank.forward_with_state` streams its values."""
+        if center_freq is None and bandwidth is None:
+            check_no_hop(hop_length, "center_freq, bandwidth")
+            return self.filter_sections(waveform, zi, None, None)
+        sections = self.frame_sos(center_freq, bandwidth)
+        bank_input(waveform, sections.dtype)  # its checks first
+        given = (("center_freq", center_freq), ("bandwidth", bandwidth))
+        named = [(name, value) for name, value in given if value is not None]
+        check_frames(named, sections, 2, waveform, hop_length)
+        return self.filter_sections(waveform, zi, sections, hop_length)
 
     def extra_repr(self) -> str:
         backend = "" if self.backend == "auto" else f", backend={self.backend!r}"

@@ -5,6 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from ..cascades import sosfilt_bank_with_state
+from ..varying import sosfilt_varying_with_state
 from ..design import frequency_responses
 from ._common import bank_input, check_backend
 
@@ -15,7 +16,10 @@ class CascadeFilterBank(nn.Module):
     :class:`ButterworthFilterBank` (sections designed from learnt frequencies).
 
     A subclass defines :meth:`sos`, the current ``(C, S, 6)`` sections; filtering,
-    streaming and frequency responses come from here.
+    streaming and frequency responses come from here. A subclass that takes
+    frame-rate values (sections, or the values it designs them from) in its
+    ``forward`` turns them into ``(..., C, F, S, 6)`` sections and calls
+    :meth:`filter_sections`.
 
     Shape:
         - input: ``(..., T)``
@@ -49,8 +53,23 @@ class CascadeFilterBank(nn.Module):
     def forward_with_state(self, waveform: Tensor, zi: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """Filter ``(..., T)`` from state ``zi`` (``(..., C, S, 2)``, ``None`` is zeros);
         returns ``(y, zf)``, ``(..., C, T)`` and ``(..., C, S, 2)``."""
-        sections = self.sos()
-        return sosfilt_bank_with_state(bank_input(waveform, sections.dtype), sections, zi, self.backend)
+        return self.filter_sections(waveform, zi, None, None)
+
+    def filter_sections(
+        self, waveform: Tensor, zi: Optional[Tensor], frame_sections: Optional[Tensor], hop_length: Optional[int]
+    ) -> Tuple[Tensor, Tensor]:
+        """Filter with the bank's own sections, or with checked frame-rate sections
+        ``(..., C, F, S, 6)`` (frame ``f`` at sample ``f * hop_length``, interpolated
+        linearly in between: :func:`multi_lfilter.sosfilt_varying`); ``(y, zf)``.
+
+        The subclasses' ``forward_with_state`` check their frame-rate values and design
+        ``frame_sections`` from them."""
+        if frame_sections is None:
+            sections = self.sos()
+            return sosfilt_bank_with_state(bank_input(waveform, sections.dtype), sections, zi, self.backend)
+        return sosfilt_varying_with_state(
+            bank_input(waveform, frame_sections.dtype), frame_sections, zi, hop_length, self.backend
+        )
 
     @torch.jit.export
     def frequency_response(self, n_freqs: int = 512, sample_rate: Optional[float] = None) -> Tuple[Tensor, Tensor]:
