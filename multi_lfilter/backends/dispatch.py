@@ -35,6 +35,7 @@ from .._varying_op import native_varying_filter
 from .._validation import value_checks_allowed
 from . import block, export_graph, loop, native, varying_loop
 from . import triton as triton_backend
+from .triton import varying as triton_varying
 from .block import filter_block
 from .loop import filter_loop
 
@@ -117,7 +118,7 @@ REGISTRY = (
             varying_forms=("tdf2",), varying=native_varying_filter),
     Backend("triton", triton_backend, triton_backend.available, devices=("cuda", "cpu"),
             max_order=lambda: triton_backend.MAX_ORDER, max_batch_dims=triton_backend.MAX_BATCH_DIMS,
-            max_sections=triton_backend.max_sections,
+            max_sections=triton_backend.max_sections, varying_forms=("tdf2",), varying=triton_varying.varying_filter,
             extra_support=lambda waveform: waveform.device.type == "cuda" or triton_backend.interpreting()),
     Backend("block", block, _always, scriptable=True, max_sections=block.max_sections),
     Backend("loop", loop, _always, scriptable=True, varying_forms=varying_loop.FORMS, varying=varying_loop.varying_filter,
@@ -126,6 +127,9 @@ REGISTRY = (
 )
 _BY_NAME = {backend.name: backend for backend in REGISTRY}
 AUTO_ORDER = ("native", "block")
+# What "auto" takes for time-varying filters, the first that runs the form and the
+# problem: the Triton kernel waits for a GPU measurement as the LTI ones do.
+VARYING_AUTO_ORDER = ("native", "loop")
 # What the ``backend=`` keyword accepts (availability is checked per call).
 BACKEND_CHOICES = ("auto",) + tuple(_BY_NAME)
 # What TorchScript's ``backend=`` accepts: the scriptable backends, comma-separated
@@ -232,8 +236,8 @@ def resolve_varying_backend(
 ) -> str:
     """The backend for a time-varying filter.
 
-    ``"auto"`` takes the first registered backend that runs the form and the problem
-    (the native kernels for ``tdf2`` on CPU), the reference loop otherwise. Where the
+    ``"auto"`` takes the first in ``VARYING_AUTO_ORDER`` that runs the form and the
+    problem (the native kernels for ``tdf2`` on CPU), the reference loop otherwise. Where the
     call must be seen through as built-in ops (``in_graph``: a ``torch.func`` transform
     or ``torch.export``), backends that are not (``varying_in_graphs``) give way to the
     first that is, whatever the name.
@@ -255,8 +259,8 @@ def resolve_varying_backend(
             )
         if entry.varying_in_graphs or not in_graph:
             return name
-    for candidate in candidates:
-        if _runs_varying(_BY_NAME[candidate], waveform, form, order, batch_ndim, in_graph):
+    for candidate in VARYING_AUTO_ORDER:
+        if candidate in candidates and _runs_varying(_BY_NAME[candidate], waveform, form, order, batch_ndim, in_graph):
             return candidate
     return "loop"
 
