@@ -23,6 +23,16 @@ The backward recurrence is an ordinary forward filtering of the time-reversed gr
 with ``b = [1]``; the history ``h`` enters it as an initial state (``reverse_state``).
 Passing the differentiable op as ``filter_fn`` makes the whole adjoint differentiable,
 which is how double backward works.
+
+Complex calls: PyTorch's convention for complex autograd makes the backward of a
+function holomorphic in its inputs the product with the *conjugate* transpose of its
+Jacobian, ``J^H g`` (for ``y = c x``, ``dL/dx = conj(c) g``). The filter is
+holomorphic in ``x``, ``zi``, ``a`` and ``b`` (a rational function with real rational
+structure), so ``conj(J)`` is the Jacobian of the same filter at the conjugated
+inputs, whose output is ``conj(y)``: the formulas above hold with ``a``, ``b``, ``x``
+and ``y`` conjugated (``g_v`` runs the recurrence of ``conj(a)``,
+``dL/da_j = -sum_t g_v[t + j] conj(y[t])``, ...). :func:`conjugated_for_adjoint` does
+that; every backend's adjoint calls it.
 """
 from typing import Callable, List, Optional, Tuple
 
@@ -42,6 +52,17 @@ def reverse_state(grad_zf: Tensor, a_coeffs: Tensor) -> Tensor:
     ``-sum_{k > r} a_k h[k - r - 1]`` for ``r < N``; injecting them as ``zi`` restores them.
     """
     return -(hankel(a_coeffs) * grad_zf.unsqueeze(-2)).sum(-1)
+
+
+def conjugated_for_adjoint(
+    waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, y: Tensor
+) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(x, a, b, y)`` as the adjoint's formulas read them: conjugated for a complex call
+    (PyTorch's convention, see the module doc), unchanged for a real one. The
+    coefficients are resolved (small); the signals stay lazy conjugate views."""
+    if not a_coeffs.is_complex():
+        return waveform, a_coeffs, b_coeffs, y
+    return waveform.conj(), a_coeffs.conj().resolve_conj(), b_coeffs.conj().resolve_conj(), y.conj()
 
 
 def filter_adjoint(
@@ -66,6 +87,7 @@ def filter_adjoint(
         zi_shape: the shape of the forward ``zi``, ``None`` where it was not given.
         needs_input_grad: which of the four gradients to compute.
     """
+    waveform, a_coeffs, b_coeffs, y = conjugated_for_adjoint(waveform, a_coeffs, b_coeffs, y)
     order = a_coeffs.shape[-1] - 1
     length = y.shape[-1]
     batch = list(y.shape[:-1])

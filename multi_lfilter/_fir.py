@@ -5,7 +5,8 @@ non-finite sample spoils only the ``K`` outputs it reaches. Through a recurrence
 ``a`` padded by zeros it would spoil every later output (``0 * nan`` is ``nan``), so
 the functional layer sends such filters here instead of to a backend.
 
-Standard tensor ops, float64 sums rounded once (like every backend), differentiable by
+Standard tensor ops, double-precision sums rounded once (like every backend; complex128
+for complex calls), differentiable by
 autograd, TorchScript-compatible; ``K`` ops over the output, so meant for the short
 numerators of audio filters.
 """
@@ -14,6 +15,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from ._precision import compute_dtype
 from ._shapes import filter_batch_shape
 from ._state import final_state, last_samples_reversed
 
@@ -23,7 +25,8 @@ def filter_fir(waveform: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> Tupl
 
     Args:
         waveform: ``(..., T)``.
-        b_coeffs: ``(..., K)`` float64, already divided by ``a0``.
+        b_coeffs: ``(..., K)`` float64 (complex128 for a complex waveform), already
+            divided by ``a0``.
         zi: ``(..., N)`` or ``None``.
 
     Returns:
@@ -32,14 +35,15 @@ def filter_fir(waveform: Tensor, b_coeffs: Tensor, zi: Optional[Tensor]) -> Tupl
     batch = filter_batch_shape(waveform, b_coeffs, b_coeffs, zi)
     order = b_coeffs.shape[-1] - 1
     length = waveform.shape[-1]
-    signal = waveform.double()
+    compute = compute_dtype(waveform)
+    signal = waveform.to(compute)
     delayed = torch.nn.functional.pad(signal, [order, 0])
     y = b_coeffs[..., :1] * signal
     for lag in range(1, order + 1):
         y = y + b_coeffs[..., lag : lag + 1] * delayed[..., order - lag : order - lag + length]
     if zi is not None:
         injected = min(order, length)
-        y = y + torch.nn.functional.pad(zi.double()[..., :injected], [0, length - injected])
+        y = y + torch.nn.functional.pad(zi.to(compute)[..., :injected], [0, length - injected])
     y = y.expand(batch + [length])
     # No feedback: the state holds only the numerator's tails (zeros stand for y).
     no_feedback = torch.zeros_like(b_coeffs)

@@ -8,7 +8,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ._precision import is_half
+from ._precision import is_half, real_dtype
 from ._shapes import broadcast_batch_shape
 
 
@@ -78,23 +78,43 @@ def check_coefficients(a_coeffs: Tensor, b_coeffs: Tensor) -> None:
         check_is_tensor("a_coeffs", a_coeffs)
         check_is_tensor("b_coeffs", b_coeffs)
     named = [("a_coeffs", a_coeffs), ("b_coeffs", b_coeffs)]
-    check_kinds_and_sizes(named, a_coeffs, b_coeffs)
+    check_kinds_and_sizes(named, a_coeffs, b_coeffs, allow_complex=True)
     if broadcast_batch_shape([list(a_coeffs.shape[:-1]), list(b_coeffs.shape[:-1])]) is None:
         raise ValueError(f"expected the leading dims of the inputs to broadcast, got {_describe(named, 'shape')}")
 
 
-def check_kinds_and_sizes(named: List[Tuple[str, Tensor]], a_coeffs: Tensor, b_coeffs: Tensor) -> None:
-    """Dtypes (float32/float64, one for all), one device, no scalars, no empty
-    coefficient lists: the checks every caller shares."""
+def check_kinds_and_sizes(
+    named: List[Tuple[str, Tensor]], a_coeffs: Tensor, b_coeffs: Tensor, allow_complex: bool = False
+) -> None:
+    """Dtypes, one device, no scalars, no empty coefficient lists: the checks every
+    caller shares.
+
+    The dtypes are float32 or float64, one for all; with ``allow_complex`` (the
+    functions that filter complex signals) complex64 and complex128 too, all of one
+    precision (float32 with complex64, float64 with complex128: ``_precision``).
+    """
     for name, tensor in named:
-        if tensor.dtype != torch.float32 and tensor.dtype != torch.float64:
+        if not _accepted_dtype(tensor.dtype, allow_complex):
+            if allow_complex:
+                raise TypeError(
+                    f"expected {name} to be float32 or float64, got {dtype_name(tensor.dtype)} "
+                    "(complex64 and complex128 are accepted too; convert integer inputs with .float() or .double())"
+                )
             raise TypeError(
                 f"expected {name} to be float32 or float64, got {dtype_name(tensor.dtype)} "
                 "(integer and complex inputs are not supported; convert with .float() or .double())"
             )
     first = named[0][1]
+    any_complex = False
     for name, tensor in named:
-        if tensor.dtype != first.dtype:
+        any_complex = any_complex or tensor.is_complex()
+    for name, tensor in named:
+        if real_dtype(tensor.dtype) != real_dtype(first.dtype):
+            if any_complex:
+                raise TypeError(
+                    "expected one precision for all inputs (float32 with complex64, float64 with complex128), "
+                    f"got {_describe(named, 'dtype')}"
+                )
             raise TypeError(f"expected one dtype for all inputs, got {_describe(named, 'dtype')}")
     for name, tensor in named:
         if tensor.device != first.device:
@@ -106,6 +126,12 @@ def check_kinds_and_sizes(named: List[Tuple[str, Tensor]], a_coeffs: Tensor, b_c
         raise ValueError(
             f"expected at least one coefficient in a_coeffs and b_coeffs, got {_describe(named, 'shape')}"
         )
+
+
+def _accepted_dtype(dtype: torch.dtype, allow_complex: bool) -> bool:
+    if dtype == torch.float32 or dtype == torch.float64:
+        return True
+    return allow_complex and (dtype == torch.complex64 or dtype == torch.complex128)
 
 
 def _describe(named: List[Tuple[str, Tensor]], what: str) -> str:
@@ -127,7 +153,7 @@ def check_filter_inputs(
     if not torch.jit.is_scripting():
         check_filter_inputs_are_tensors(waveform, a_coeffs, b_coeffs, zi)
     named = _named_inputs(waveform, a_coeffs, b_coeffs, zi)
-    check_kinds_and_sizes(named, a_coeffs, b_coeffs)
+    check_kinds_and_sizes(named, a_coeffs, b_coeffs, allow_complex=True)
 
     order = max(a_coeffs.shape[-1], b_coeffs.shape[-1]) - 1
     length = waveform.shape[-1]
@@ -195,9 +221,11 @@ def transforms_active() -> bool:
 
 
 def normalize_coefficients(
-    a_coeffs: Tensor, b_coeffs: Tensor, check_leading: bool = True
+    a_coeffs: Tensor, b_coeffs: Tensor, check_leading: bool = True, complex_result: bool = False
 ) -> Tuple[Tensor, Tensor]:
-    """Zero-pad ``a`` and ``b`` to one length ``K`` and divide both by ``a[..., 0]``, in float64.
+    """Zero-pad ``a`` and ``b`` to one length ``K`` and divide both by ``a[..., 0]``, in
+    float64, or complex128 where either is complex or ``complex_result`` (a complex
+    signal through real coefficients): the kernels' compute dtype (``_precision``).
 
     Raises ``ValueError`` where any ``a[..., 0]`` is zero (the filter is undefined),
     unless ``check_leading`` is False: that check reads the data, which a
@@ -206,11 +234,15 @@ def normalize_coefficients(
 
     Filters with poles near the unit circle are very sensitive to their coefficients:
     rounding ``a / a0`` to float32 alone moves a float32 result by up to 1e-3 of max|y|.
-    So the kernels receive float64 coefficients whatever the waveform's dtype (they are
-    tiny next to the signal), and gradients flow back through the cast.
+    So the kernels receive double-precision coefficients whatever the waveform's dtype
+    (they are tiny next to the signal), and gradients flow back through the cast.
     """
-    a_coeffs = a_coeffs.double()
-    b_coeffs = b_coeffs.double()
+    if complex_result or a_coeffs.is_complex() or b_coeffs.is_complex():
+        a_coeffs = a_coeffs.to(torch.complex128)
+        b_coeffs = b_coeffs.to(torch.complex128)
+    else:
+        a_coeffs = a_coeffs.double()
+        b_coeffs = b_coeffs.double()
     length = max(a_coeffs.shape[-1], b_coeffs.shape[-1])
     if a_coeffs.shape[-1] < length:
         a_coeffs = torch.nn.functional.pad(a_coeffs, [0, length - a_coeffs.shape[-1]])
@@ -226,10 +258,10 @@ def normalize_coefficients(
 
 
 def check_sections(sos: Tensor, allow_half: bool = False) -> None:
-    """The dtype (float16/bfloat16 too where ``allow_half``: the caller widens them) and
-    the ``(..., S, 6)`` shape of sections."""
-    if sos.dtype != torch.float32 and sos.dtype != torch.float64 and not (allow_half and is_half(sos.dtype)):
-        raise TypeError(f"expected sos to be float32 or float64, got {dtype_name(sos.dtype)}")
+    """The dtype (float32, float64, complex64 or complex128; float16/bfloat16 too where
+    ``allow_half``: the caller widens them) and the ``(..., S, 6)`` shape of sections."""
+    if not _accepted_dtype(sos.dtype, True) and not (allow_half and is_half(sos.dtype)):
+        raise TypeError(f"expected sos to be float32 or float64, got {dtype_name(sos.dtype)} (complex64 and complex128 are accepted too)")
     if sos.dim() < 2 or sos.shape[-1] != 6 or sos.shape[-2] == 0:
         raise ValueError(f"expected sos of shape (..., S, 6) with S >= 1 sections, got {list(sos.shape)}")
 

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ._call_mode import EAGER, EXPORT, TRANSFORM, call_mode
 from ._cascade_op import graph_sosfilt, resolve_cascade_backend
-from ._precision import is_half, widen_half
+from ._precision import is_half, to_result_dtype, widen_half
 from ._sections import sections_one_by_one
 from ._validation import check_filter_inputs, check_sos_inputs, normalize_coefficients, value_checks_allowed
 from .backends import cascade_dispatch
@@ -34,8 +34,12 @@ def sosfilt_bank_with_state(
     its backward keeps no intermediate signal (it recomputes them block by block);
     the sections and states are differentiable like ``lfilter_bank``'s inputs.
 
+    Complex waveforms, sections and states follow :func:`multi_lfilter.lfilter_bank`'s
+    dtype rules: the result is complex where any input is, of the inputs' one
+    precision.
+
     Args:
-        waveform: ``(..., T)``.
+        waveform: ``(..., T)``, real or complex.
         sos: ``(..., S, 6)``; leading dims broadcast with the waveform's.
         zi: ``(..., S, 2)`` initial states (scipy's layout), or ``None`` for zeros.
         backend: as for :func:`multi_lfilter.lfilter_bank`.
@@ -64,7 +68,7 @@ def sosfilt_bank_with_state(
 
 
 def _cascade(waveform: Tensor, sos: Tensor, zi: Optional[Tensor], backend: str) -> Tuple[Tensor, Tensor]:
-    """:func:`sosfilt_bank_with_state` on checked float32/float64 inputs; see the module doc."""
+    """:func:`sosfilt_bank_with_state` on checked float32/float64 (or complex) inputs; see the module doc."""
     n_sections = sos.shape[-2]
     if zi is not None and (zi.dim() < 2 or zi.shape[-2] != n_sections or zi.shape[-1] != 2):
         raise ValueError(
@@ -73,7 +77,10 @@ def _cascade(waveform: Tensor, sos: Tensor, zi: Optional[Tensor], backend: str) 
     if torch.jit.is_scripting():
         first_zi = zi[..., 0, :] if zi is not None else None
         check_filter_inputs(waveform, sos[..., 0, 3:], sos[..., 0, :3], first_zi)
-        a_coeffs, b_coeffs = normalize_coefficients(sos[..., 3:], sos[..., :3], value_checks_allowed(waveform))
+        waveform, zi = to_result_dtype(waveform, sos, sos, zi)
+        a_coeffs, b_coeffs = normalize_coefficients(
+            sos[..., 3:], sos[..., :3], value_checks_allowed(waveform), waveform.is_complex()
+        )
         return scripted_cascade(waveform, a_coeffs, b_coeffs, zi, backend)
     return _cascade_outside_script(waveform, sos, zi, backend)
 
@@ -88,7 +95,10 @@ def _cascade_outside_script(waveform: Tensor, sos: Tensor, zi: Optional[Tensor],
         return sections_one_by_one(waveform, sos[..., 3:], sos[..., :3], zi, backend)
     first_zi = zi[..., 0, :] if zi is not None else None
     check_filter_inputs(waveform, sos[..., 0, 3:], sos[..., 0, :3], first_zi)
-    a_coeffs, b_coeffs = normalize_coefficients(sos[..., 3:], sos[..., :3], value_checks_allowed(waveform))
+    waveform, zi = to_result_dtype(waveform, sos, sos, zi)
+    a_coeffs, b_coeffs = normalize_coefficients(
+        sos[..., 3:], sos[..., :3], value_checks_allowed(waveform), waveform.is_complex()
+    )
     if mode != EAGER:
         resolve_cascade_backend(backend, waveform, a_coeffs, b_coeffs, zi, read_data=False)  # name check
         return graph_sosfilt(waveform, a_coeffs, b_coeffs, zi, backend)

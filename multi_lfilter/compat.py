@@ -2,6 +2,7 @@
 import torch
 from torch import Tensor
 
+from ._precision import is_complex_call
 from ._validation import check_is_tensor
 from .functional import lfilter_bank
 
@@ -18,7 +19,8 @@ def lfilter(
         waveform: ``(..., T)``.
         a_coeffs: ``(K,)`` or ``(C, K)`` denominator coefficients ``[a0, a1, ...]``.
         b_coeffs: the numerator, the same shape as ``a_coeffs``.
-        clamp: clamp the output to ``[-1, 1]`` (torchaudio's default).
+        clamp: clamp the output to ``[-1, 1]`` (torchaudio's default); must be
+            ``False`` for complex inputs (see :func:`lfilter_bank` for complex filters).
         batching: with ``(C, K)`` coefficients, ``True`` filters channel ``i`` of a
             ``(..., C, T)`` waveform with filter ``i``; ``False`` runs every filter over
             the whole ``(..., T)`` waveform (the input is not copied per filter).
@@ -27,9 +29,10 @@ def lfilter(
         ``(..., T)`` for 1-D coefficients, ``(..., C, T)`` for 2-D ones.
 
     Raises:
-        ValueError: for coefficient shapes that differ or are not 1-D/2-D, or a
-            waveform whose channel dim does not match ``C`` with ``batching=True``;
-            and everything :func:`lfilter_bank` raises.
+        ValueError: for coefficient shapes that differ or are not 1-D/2-D, a
+            waveform whose channel dim does not match ``C`` with ``batching=True``, or
+            ``clamp=True`` with complex inputs; and everything :func:`lfilter_bank`
+            raises.
 
     Example:
         >>> import torch
@@ -60,6 +63,8 @@ def lfilter(
                 )
         else:
             waveform = waveform.unsqueeze(-2)
+    if clamp and is_complex_call(waveform, a_coeffs, b_coeffs, None):
+        raise ValueError("expected clamp=False for complex inputs (a complex output has no [-1, 1] range), got clamp=True")
     output = lfilter_bank(waveform, a_coeffs, b_coeffs)
     if clamp:
         output = torch.clamp(output, min=-1.0, max=1.0)

@@ -11,7 +11,7 @@ from torch import Tensor
 from ._call_mode import EAGER, EXPORT, GRAPH, call_mode
 from ._fir import filter_fir
 from ._op import FilterFunction, graph_filter
-from ._precision import is_half, widen_half
+from ._precision import is_half, to_result_dtype, widen_half
 from ._validation import (
     check_filter_inputs,
     check_filter_inputs_are_tensors,
@@ -44,10 +44,18 @@ def lfilter_bank_with_state(
     is zero-padded). The result is differentiable with respect to every tensor input,
     through an analytic adjoint; double backward works.
 
+    Complex signals and filters: where any input is complex (complex64 or
+    complex128), the output and final state are complex, of the inputs' precision (a
+    float32 signal through complex64 coefficients gives complex64); all inputs share
+    one precision. Complex calls run on the backends that declare it (block and loop;
+    ``"auto"`` picks among them), their gradients follow PyTorch's convention for
+    complex autograd, and ``torch.export`` refuses them (ONNX has no complex type).
+
     Args:
-        waveform: ``(..., T)``, float32 or float64; float16 and bfloat16 too (filtered
-            in float32, or float64 with float64 coefficients, and returned in their own
-            dtype; the coefficients may then be float32, as under ``torch.autocast``).
+        waveform: ``(..., T)``, float32 or float64, complex64 or complex128; float16
+            and bfloat16 too (filtered in float32, or float64 with float64
+            coefficients, and returned in their own dtype; the coefficients may then
+            be float32, as under ``torch.autocast``, but not complex).
         a_coeffs: ``(..., Ka)`` denominator ``[a0, a1, ...]``; no ``a0`` may be zero.
         b_coeffs: ``(..., Kb)`` numerator ``[b0, b1, ...]``.
         zi: ``(..., N)`` initial state with ``N = max(Ka, Kb) - 1``; ``None`` is zeros.
@@ -61,9 +69,12 @@ def lfilter_bank_with_state(
         ``zi`` unchanged (scipy returns zeros there).
 
     Raises:
-        TypeError: for non-tensors, integer or complex tensors, or mixed dtypes.
+        TypeError: for non-tensors, integer tensors, mixed precisions (float32 with
+            float64 or complex128), or complex coefficients with a half-precision
+            waveform.
         ValueError: for shapes that do not broadcast, a wrong ``zi`` length, a zero
-            ``a0``, mixed devices, or an unknown backend.
+            ``a0``, mixed devices, an unknown backend, or one named for a problem it
+            cannot run (a complex call on a backend that runs real dtypes only).
 
     Example:
         >>> import torch
@@ -91,9 +102,13 @@ def lfilter_bank_with_state(
 def _filter_with_state(
     waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], backend: str
 ) -> Tuple[Tensor, Tensor]:
-    """:func:`lfilter_bank_with_state` for float32 and float64 inputs."""
+    """:func:`lfilter_bank_with_state` for float32, float64, complex64 and complex128 inputs."""
     check_filter_inputs(waveform, a_coeffs, b_coeffs, zi)
-    a_normalised, b_normalised = normalize_coefficients(a_coeffs, b_coeffs, value_checks_allowed(waveform))
+    # A complex call (any input complex) runs on complex signals and coefficients.
+    waveform, zi = to_result_dtype(waveform, a_coeffs, b_coeffs, zi)
+    a_normalised, b_normalised = normalize_coefficients(
+        a_coeffs, b_coeffs, value_checks_allowed(waveform), waveform.is_complex()
+    )
     # One coefficient in a: no feedback, and scipy's convolution semantics (see _fir).
     has_feedback = a_coeffs.shape[-1] > 1
 
@@ -148,7 +163,8 @@ def lfilter_bank(
     - per-example filters: ``waveform (B, 1, T)`` with ``a_coeffs (B, C, K)``.
 
     Args:
-        waveform: ``(..., T)``, float32 or float64.
+        waveform: ``(..., T)``, float32 or float64, complex64 or complex128 (see
+            :func:`lfilter_bank_with_state` for the dtype rules).
         a_coeffs: ``(..., Ka)`` denominator ``[a0, a1, ...]``; no ``a0`` may be zero.
         b_coeffs: ``(..., Kb)`` numerator ``[b0, b1, ...]``.
         zi: ``(..., N)`` initial state, ``N = max(Ka, Kb) - 1``; ``None`` is zeros.
@@ -159,9 +175,10 @@ def lfilter_bank(
         input.
 
     Raises:
-        TypeError: for non-tensors, integer or complex tensors, or mixed dtypes.
+        TypeError: for non-tensors, integer tensors, or mixed precisions.
         ValueError: for shapes that do not broadcast, a wrong ``zi`` length, a zero
-            ``a0``, mixed devices, or an unknown backend.
+            ``a0``, mixed devices, an unknown backend, or one named for a problem it
+            cannot run.
 
     Example:
         >>> import torch

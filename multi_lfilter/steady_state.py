@@ -6,6 +6,7 @@ it, batched over the bank and differentiable with respect to the coefficients.
 import torch
 from torch import Tensor
 
+from ._precision import result_dtype
 from ._validation import check_coefficients, check_is_tensor, check_sections, normalize_coefficients, value_checks_allowed
 
 
@@ -22,10 +23,11 @@ def lfilter_zi_bank(*, a_coeffs: Tensor, b_coeffs: Tensor) -> Tensor:
         b_coeffs: ``(..., Kb)``; leading dims broadcast with ``a``'s.
 
     Returns:
-        ``(..., N)`` with ``N = max(Ka, Kb) - 1``, in the coefficients' dtype.
+        ``(..., N)`` with ``N = max(Ka, Kb) - 1``, in the coefficients' dtype (complex
+        where either is complex: see :func:`multi_lfilter.lfilter_bank_with_state`).
 
     Raises:
-        TypeError: for non-tensors, integer or complex tensors, or mixed dtypes.
+        TypeError: for non-tensors, integer tensors, or mixed precisions.
         ValueError: for scalars, empty coefficients, leading dims that do not
             broadcast, or a zero ``a0``.
 
@@ -36,19 +38,21 @@ def lfilter_zi_bank(*, a_coeffs: Tensor, b_coeffs: Tensor) -> Tensor:
         tensor([0.5000])
     """
     check_coefficients(a_coeffs, b_coeffs)
-    # Padded, normalised (zero a0 refused) and in float64, then back to the input's dtype.
+    # The state's dtype: the coefficients' one precision, complex where either is.
+    dtype = result_dtype(a_coeffs, a_coeffs, b_coeffs, None)
+    # Padded, normalised (zero a0 refused) and in float64 (complex128), then back to ``dtype``.
     a, b = normalize_coefficients(a_coeffs, b_coeffs, value_checks_allowed(a_coeffs))
     a, b = torch.broadcast_tensors(a, b)
     order = a.shape[-1] - 1
     if order == 0:
-        return a[..., :0].to(a_coeffs.dtype)
+        return a[..., :0].to(dtype)
     # I - A^T, A the companion matrix: first row -a[1:], ones below the diagonal.
     identity = torch.eye(order, dtype=a.dtype, device=a.device)
     shifted = torch.diag(torch.ones(order - 1, dtype=a.dtype, device=a.device), 1)
     companion_t = shifted.expand(a.shape[:-1] + (order, order)).clone()
     companion_t[..., :, 0] = -a[..., 1:]
     rhs = b[..., 1:] - a[..., 1:] * b[..., :1]
-    return torch.linalg.solve(identity - companion_t, rhs).to(a_coeffs.dtype)
+    return torch.linalg.solve(identity - companion_t, rhs).to(dtype)
 
 
 def sosfilt_zi_bank(sos: Tensor) -> Tensor:
@@ -65,7 +69,7 @@ def sosfilt_zi_bank(sos: Tensor) -> Tensor:
         ``(..., S, 2)`` in ``sos``'s dtype, differentiable with respect to ``sos``.
 
     Raises:
-        TypeError: for a non-tensor, or an integer or complex ``sos``.
+        TypeError: for a non-tensor, or an integer ``sos``.
         ValueError: for an ``sos`` that is not ``(..., S, 6)``, or a zero ``a0``.
 
     Example:

@@ -16,6 +16,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
+from ._precision import real_dtype
 from ._validation import check_filter_inputs, check_sos_inputs, data_checks_allowed
 from .cascades import sosfilt_bank_with_state
 from .functional import lfilter_bank, lfilter_bank_with_state
@@ -137,7 +138,8 @@ def _gustafsson(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, irlen: Opt
     if rows != length:
         difference = torch.cat([difference[..., :rows], difference[..., length - rows :]], -1)
 
-    eps = 2.220446049250313e-16 if waveform.dtype == torch.float64 else 1.1920928955078125e-07
+    double = real_dtype(difference.dtype) == torch.float64
+    eps = 2.220446049250313e-16 if double else 1.1920928955078125e-07
     initial_states = torch.einsum("...kt,...t->...k", [torch.linalg.pinv(system, rtol=eps), difference])
     adjustment = torch.einsum("...tk,...k->...t", [correction, initial_states])
     if rows == length:
@@ -174,7 +176,11 @@ def filtfilt_bank(
 
     Supports: CPU and CUDA, autograd (double backward too) with respect to the
     waveform and both coefficient tensors, TorchScript, ``torch.compile(fullgraph=True)``
-    and ``torch.export`` (the default ``padlen`` reads only shapes).
+    and ``torch.export`` (the default ``padlen`` reads only shapes); complex waveforms
+    and coefficients with :func:`multi_lfilter.lfilter_bank`'s dtype rules (not under
+    ``torch.export``). For complex coefficients ``method="gust"`` solves Gustafsson's
+    system in complex arithmetic, where scipy (1.17) drops the imaginary part of its
+    observability matrix (with a ``ComplexWarning``) and so differs.
 
     Args:
         waveform: ``(..., T)`` with ``T > padlen`` for ``method="pad"``.
@@ -290,7 +296,8 @@ def sosfiltfilt_bank(
 
     Supports: CPU and CUDA, autograd (double backward too) with respect to the waveform
     and ``sos``, TorchScript; ``torch.compile(fullgraph=True)`` and ``torch.export``
-    where ``padlen`` is given (or ``padtype=None``).
+    where ``padlen`` is given (or ``padtype=None``); complex waveforms and sections with
+    :func:`multi_lfilter.lfilter_bank`'s dtype rules (not under ``torch.export``).
 
     Args:
         waveform: ``(..., T)`` with ``T > padlen``.

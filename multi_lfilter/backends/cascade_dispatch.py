@@ -2,7 +2,8 @@
 them, section after section where it does not.
 
 The cascade contract mirrors the single-filter one (``dispatch``), with ``(..., S, 3)``
-normalised float64 coefficients per section and ``(..., S, 2)`` states:
+normalised float64 coefficients per section (complex128 for complex calls) and
+``(..., S, 2)`` states:
 
 - ``forward(name, waveform, a, b, zi) -> (y, zf)``;
 - ``adjoint(name, grad_y, grad_zf, waveform, a, b, zi, needs_input_grad)`` returning

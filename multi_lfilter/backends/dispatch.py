@@ -3,9 +3,11 @@
 Every backend is a module with the same two functions:
 
 - ``forward(waveform, a, b, zi) -> (y, zf)`` with normalised float64 coefficients of
-  one length ``K`` and inputs whose leading dims broadcast;
+  one length ``K`` (complex128, with a complex waveform and state, for a complex call)
+  and inputs whose leading dims broadcast;
 - ``adjoint(grad_y, grad_zf, waveform, a, b, y, zi_shape, needs_input_grad)`` returning
-  the four input gradients, each summed to its input's shape.
+  the four input gradients, each summed to its input's shape (for complex calls under
+  PyTorch's convention: ``_adjoint.conjugated_for_adjoint``).
 
 Each registered ``Backend`` declares the devices it runs on, the highest order and
 number of batch dims it takes, whether TorchScript can compile it, and whether
@@ -20,6 +22,12 @@ cascades. Cascades run in one pass on the backends that declare ``max_sections``
 the native C kernels for CPU tensors where they are built, else the block algorithm
 (CUDA and other devices). The Triton kernels are not in ``AUTO_ORDER`` until a GPU
 run has measured them against the block algorithm; ``backend="triton"`` selects them.
+
+Complex calls (any input complex: ``_precision.result_dtype``) run only on backends
+that declare ``runs_complex`` (the block and loop algorithms, with complex128
+coefficients): ``"auto"`` skips the others, naming one is a ``ValueError`` that lists
+the complex-capable ones, TorchScript keeps them off the native op, and
+``torch.export`` refuses them (ONNX has no complex type).
 """
 import os
 import warnings
@@ -32,7 +40,8 @@ from torch import Tensor
 
 from .._fir import filter_fir
 from .._varying_op import native_varying_filter
-from .._validation import value_checks_allowed
+from .._precision import compute_dtype, is_complex_call, result_dtype
+from .._validation import dtype_name, value_checks_allowed
 from . import block, export_graph, loop, native, varying_loop
 from . import triton as triton_backend
 from .triton import varying as triton_varying
@@ -64,6 +73,9 @@ class Backend:
         varying_in_graphs: whether its time-varying filter is built-in tensor ops that
             ``torch.func`` transforms and ``torch.export`` can see through.
         extra_support: a further check on the waveform (``None``: none).
+        runs_complex: whether its filter (single and cascade, forward and adjoint) runs
+            complex calls (``_precision.result_dtype`` complex); ``"auto"`` skips the
+            backends that do not, and naming one for a complex call is an error.
     """
 
     name: str
@@ -78,10 +90,14 @@ class Backend:
     varying: Optional[Callable[..., Tuple[Tensor, Tensor]]] = None
     varying_in_graphs: bool = False
     extra_support: Optional[Callable[[Tensor], bool]] = None
+    runs_complex: bool = False
 
-    def supports(self, waveform: Tensor, order: int, batch_ndim: int) -> bool:
-        """Whether this backend can run a problem (availability included)."""
+    def supports(self, waveform: Tensor, order: int, batch_ndim: int, dtype: Optional[torch.dtype] = None) -> bool:
+        """Whether this backend can run a problem (availability included); ``dtype`` is
+        the call's result dtype (``None``: the waveform's)."""
         if not self.is_available():
+            return False
+        if not self.runs_complex and (dtype if dtype is not None else waveform.dtype).is_complex:
             return False
         if self.devices is not None and waveform.device.type not in self.devices:
             return False
@@ -120,8 +136,8 @@ REGISTRY = (
             max_order=lambda: triton_backend.MAX_ORDER, max_batch_dims=triton_backend.MAX_BATCH_DIMS,
             max_sections=triton_backend.max_sections, varying_forms=("tdf2",), varying=triton_varying.varying_filter,
             extra_support=lambda waveform: waveform.device.type == "cuda" or triton_backend.interpreting()),
-    Backend("block", block, _always, scriptable=True, max_sections=block.max_sections),
-    Backend("loop", loop, _always, scriptable=True, varying_forms=varying_loop.FORMS, varying=varying_loop.varying_filter,
+    Backend("block", block, _always, scriptable=True, max_sections=block.max_sections, runs_complex=True),
+    Backend("loop", loop, _always, scriptable=True, runs_complex=True, varying_forms=varying_loop.FORMS, varying=varying_loop.varying_filter,
             varying_in_graphs=True),
     Backend("export", export_graph, _always),
 )
@@ -190,18 +206,34 @@ def available_backends() -> List[str]:
     return [backend.name for backend in REGISTRY if backend.is_available()]
 
 
-def resolve_backend(name: str, waveform: Tensor, order: int, batch_ndim: int) -> str:
-    """The concrete backend for a requested name and problem.
+def complex_backends() -> List[str]:
+    """Names of the backends that run complex calls in this process (``runs_complex``).
+
+    Example:
+        >>> import multi_lfilter
+        >>> from multi_lfilter.backends.dispatch import complex_backends
+        >>> {"block", "loop"} <= set(complex_backends())
+        True
+    """
+    return [backend.name for backend in REGISTRY if backend.runs_complex and backend.is_available()]
+
+
+def resolve_backend(
+    name: str, waveform: Tensor, order: int, batch_ndim: int, dtype: Optional[torch.dtype] = None
+) -> str:
+    """The concrete backend for a requested name and problem; ``dtype`` is the call's
+    result dtype (``_precision.result_dtype``; ``None``: the waveform's), which
+    decides whether backends that run real dtypes only may take it.
 
     Raises:
         ValueError: for an unknown name, one not available in this process, or one
             asked for by name for a problem it cannot run (naming its limits and the
-            available backends).
+            available backends, or the backends that run complex calls).
     """
     if name == "auto":
         chosen = "block"
         for candidate in AUTO_ORDER:
-            if _BY_NAME[candidate].supports(waveform, order, batch_ndim):
+            if _BY_NAME[candidate].supports(waveform, order, batch_ndim, dtype):
                 chosen = candidate
                 break
         return chosen
@@ -209,7 +241,13 @@ def resolve_backend(name: str, waveform: Tensor, order: int, batch_ndim: int) ->
     if name not in available:
         raise ValueError(f"expected backend to be 'auto' or one of {available}, got {name!r}")
     backend = _BY_NAME[name]
-    if not backend.supports(waveform, order, batch_ndim):
+    result = dtype if dtype is not None else waveform.dtype
+    if result.is_complex and not backend.runs_complex:
+        raise ValueError(
+            f"expected a real call for the {name} backend, which runs float32 and float64 only, got a "
+            f"{dtype_name(result)} call; complex calls run on {complex_backends()} (and 'auto' picks one)"
+        )
+    if not backend.supports(waveform, order, batch_ndim, dtype):
         raise ValueError(
             f"expected a problem the {name} backend supports ({backend.limits()}), got "
             f"{waveform.device.type} tensors of order {order} with {batch_ndim} batch dims; "
@@ -295,9 +333,9 @@ def all_finite(waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optiona
     """Whether every input value is finite: one sum per input and one host sync (a sum
     is non-finite when any term is; one that overflows only sends the call to the
     exact loop)."""
-    total = waveform.sum(dtype=torch.float64) + a_coeffs.sum() + b_coeffs.sum()
+    total = waveform.sum(dtype=compute_dtype(waveform)) + a_coeffs.sum() + b_coeffs.sum()
     if zi is not None:
-        total = total + zi.sum(dtype=torch.float64)
+        total = total + zi.sum(dtype=compute_dtype(zi))
     return bool(torch.isfinite(total))
 
 
@@ -334,7 +372,8 @@ def backend_for_call(
     batch_ndim = max(waveform.dim(), a_coeffs.dim(), b_coeffs.dim()) - 1
     if zi is not None:
         batch_ndim = max(batch_ndim, zi.dim() - 1)
-    concrete = resolve_backend(name, waveform, a_coeffs.shape[-1] - 1, batch_ndim)
+    dtype = result_dtype(waveform, a_coeffs, b_coeffs, zi)
+    concrete = resolve_backend(name, waveform, a_coeffs.shape[-1] - 1, batch_ndim, dtype)
     if not read_data:
         return concrete
     return exact_for_non_finite(concrete, waveform, a_coeffs, b_coeffs, zi)
@@ -362,12 +401,17 @@ def _scripted_native_fits(
     waveform: Tensor, a_coeffs: Tensor, b_coeffs: Tensor, zi: Optional[Tensor], max_order: int, max_batch_dims: int
 ) -> bool:
     """Whether the native op takes a scripted call of one filter (or a cascade's first
-    section): CPU tensors within its order and batch limits (all 0 where scripts do
-    not call it)."""
+    section): real CPU tensors within its order and batch limits (all 0 where scripts
+    do not call it)."""
     batch_ndim = max(waveform.dim(), a_coeffs.dim(), b_coeffs.dim()) - 1
     if zi is not None:
         batch_ndim = max(batch_ndim, zi.dim() - 1)
-    return waveform.device.type == "cpu" and a_coeffs.shape[-1] - 1 <= max_order and batch_ndim <= max_batch_dims
+    return (
+        waveform.device.type == "cpu"
+        and not is_complex_call(waveform, a_coeffs, b_coeffs, zi)
+        and a_coeffs.shape[-1] - 1 <= max_order
+        and batch_ndim <= max_batch_dims
+    )
 
 
 def _check_scripted_backend(backend: str, choices: str) -> None:
@@ -410,7 +454,7 @@ def scripted_filter(
         if backend == "native":
             raise ValueError(
                 "expected a problem the native backend supports under TorchScript (the op library "
-                f"loaded when scripting, cpu tensors, order <= {native_max_order}, at most "
+                f"loaded when scripting, real cpu tensors, order <= {native_max_order}, at most "
                 f"{native_max_batch_dims} batch dims)"
             )
     short = backend == "auto" and waveform.shape[-1] < block_min_length
@@ -471,7 +515,17 @@ def exported_filter(
     holds ``multi_lfilter::triton_filter`` instead: AOTInductor compiles the kernels
     into its package, which then runs them without this package; the program itself
     needs the package to run.
+
+    Complex calls are refused (``TypeError``): ONNX has no complex type, so a program
+    meant to travel as standard ops cannot hold one.
     """
+    if is_complex_call(waveform, a_coeffs, b_coeffs, zi):
+        raise TypeError(
+            f"expected real inputs under torch.export, got a {dtype_name(result_dtype(waveform, a_coeffs, b_coeffs, zi))} "
+            "call: ONNX has no complex type, so exported filters run float32 and float64 only (a complex "
+            "signal through real filters exports as its real and imaginary parts, torch.view_as_real, "
+            "filtered as two real signals)"
+        )
     if traces_triton(backend, waveform, a_coeffs, b_coeffs, zi):
         return triton_backend.filter_op(waveform, a_coeffs, b_coeffs, zi)
     if mode == "native":

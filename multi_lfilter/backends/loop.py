@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from .._adjoint import filter_adjoint
+from .._precision import compute_dtype
 from .._shapes import filter_batch_shape
 
 
@@ -33,8 +34,9 @@ def filter_loop(
 
     Args:
         waveform: ``(..., T)``.
-        a_coeffs: ``(..., K)`` float64, ``a_coeffs[..., 0] == 1``.
-        b_coeffs: ``(..., K)`` float64, the same ``K``.
+        a_coeffs: ``(..., K)`` float64, ``a_coeffs[..., 0] == 1`` (complex128, with
+            every input complex, for a complex call).
+        b_coeffs: ``(..., K)`` float64 (complex128), the same ``K``.
         zi: ``(..., N)`` initial state with ``N = K - 1``, or ``None`` for zeros.
 
     Returns:
@@ -44,15 +46,17 @@ def filter_loop(
     batch = filter_batch_shape(waveform, a_coeffs, b_coeffs, zi)
     order = a_coeffs.shape[-1] - 1
     length = waveform.shape[-1]
-    # The recurrence runs in float64 whatever the input dtype: a float32 recurrence (as
-    # in scipy or torchaudio) drifts by up to 1e-3 of max|y| for high orders with poles
-    # near the unit circle; here float32 is rounded once, on output. Casting copies the
-    # waveform once, never once per filter.
+    # The recurrence runs in double precision whatever the input dtype (float64, or
+    # complex128 for complex calls): a float32 recurrence (as in scipy or torchaudio)
+    # drifts by up to 1e-3 of max|y| for high orders with poles near the unit circle;
+    # here float32 is rounded once, on output. Casting copies the waveform once, never
+    # once per filter.
     dtype = waveform.dtype
-    waveform = waveform.double()
+    compute = compute_dtype(waveform)
+    waveform = waveform.to(compute)
     if zi is not None:
-        zi = zi.double()
-    options_zeros = torch.zeros(batch, dtype=torch.float64, device=waveform.device)
+        zi = zi.to(compute)
+    options_zeros = torch.zeros(batch, dtype=compute, device=waveform.device)
 
     # One batch-shaped tensor per state slot: indexing a Python list is cheaper per step
     # than slicing and concatenating an (..., N) tensor.

@@ -24,9 +24,10 @@ The adjoint runs the same algorithm in reversed time on the output's gradient an
 reduces every gradient chunk by chunk, in float64, as batched products: the gradient
 of ``v`` (``g_v`` in ``_adjoint``) is never stored whole.
 
-Arithmetic is float64 whatever the input dtype: powers of ``P`` for poles near the
-unit circle lose accuracy in float32 (a float32 prototype of this scan missed
-band-passes down to 50 Hz by 2e-4 to 1e-3 of the output).
+Arithmetic is float64 whatever the input dtype (complex128 for complex calls, whose
+coefficients arrive in it): powers of ``P`` for poles near the unit circle lose
+accuracy in float32 (a float32 prototype of this scan missed band-passes down to
+50 Hz by 2e-4 to 1e-3 of the output).
 """
 from typing import List, Optional, Tuple
 
@@ -54,8 +55,9 @@ def filter_block(
 
     Args:
         waveform: ``(..., T)``.
-        a_coeffs: ``(..., K)`` float64, ``a_coeffs[..., 0] == 1``.
-        b_coeffs: ``(..., K)`` float64.
+        a_coeffs: ``(..., K)`` float64 (complex128 for a complex call, with every
+            input complex), ``a_coeffs[..., 0] == 1``.
+        b_coeffs: ``(..., K)`` float64 (complex128).
         zi: ``(..., N)`` or ``None``.
         block_length: ``L``; raised to ``N`` where smaller.
         reverse: filter backwards in time, that is ``flip(filter(flip(waveform)))``,
@@ -107,7 +109,7 @@ def filter_block(
         x_recent = last_samples_reversed(waveform.narrow(-1, 0, min(order, length)).flip(-1), order)
     else:
         x_recent = last_samples_reversed(waveform, order)
-    zf = final_state(x_recent.double(), layout.from_matrix(recent), a_coeffs, b_coeffs, zi, length)
+    zf = final_state(x_recent.to(a_coeffs.dtype), layout.from_matrix(recent), a_coeffs, b_coeffs, zi, length)
     return y, zf.expand(batch + [order]).to(waveform.dtype).contiguous()
 
 

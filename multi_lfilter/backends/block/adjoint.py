@@ -15,14 +15,15 @@ in float64, and each chunk is reduced at once into
 - ``dL/dzi[n] = g_v[n]`` for ``n < N``, from the chunk that holds the start.
 
 So nothing the size of the output is allocated besides what the caller holds, and
-the reductions are float64 whatever the signal's dtype.
+the reductions are float64 whatever the signal's dtype (complex128 for complex calls,
+whose gradients follow PyTorch's convention: ``_adjoint``'s module doc).
 """
 from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from ..._adjoint import reverse_state
+from ..._adjoint import conjugated_for_adjoint, reverse_state
 from ..._shapes import sum_to_shape
 from .layout import MatrixLayout
 from .filter import FILTER_BLOCK_LENGTH, CHUNK_MIN_BYTES, BlockFilter, grown, window
@@ -82,12 +83,14 @@ class _Reductions:
         self.x_source = layout.to_rows(waveform) if self.shared else layout.to_matrix(waveform)
         self.y_source = layout.to_matrix(y)
         self.b_filters = layout.per_filter(b_coeffs.unsqueeze(-2))[:, 0]  # (F, K)
-        float64 = dict(dtype=torch.float64, device=y.device)
-        self.grad_a = torch.zeros([layout.n_filters, self.order + 1], **float64)
-        self.grad_b = torch.zeros([layout.n_filters, self.order + 1], **float64)
-        self.grad_waveform = torch.zeros_like(waveform) if self.need_waveform else None
-        self.y_buffer = torch.empty(0, **float64)
-        self.fir_buffer = torch.empty(0, **float64)
+        compute = dict(dtype=b_coeffs.dtype, device=y.device)  # float64, or complex128
+        self.grad_a = torch.zeros([layout.n_filters, self.order + 1], **compute)
+        self.grad_b = torch.zeros([layout.n_filters, self.order + 1], **compute)
+        self.grad_waveform = (
+            torch.zeros(waveform.shape, dtype=waveform.dtype, device=waveform.device) if self.need_waveform else None
+        )
+        self.y_buffer = torch.empty(0, **compute)
+        self.fir_buffer = torch.empty(0, **compute)
 
     def add(self, gradient: Tensor, low: int) -> None:
         """Adds the contributions of ``g_v[low .. low + n - 1]``, ``gradient`` ``(F, R, n)`` float64."""
@@ -125,22 +128,24 @@ def block_adjoint(
 ) -> Tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
     """Gradients of ``(waveform, a, b, zi)``, each summed to its input's shape (the
     backend contract's adjoint; arguments as in ``_adjoint.filter_adjoint``, and
-    ``block_length`` and ``chunk_min_bytes`` as in ``block.filter_block``)."""
+    ``block_length`` and ``chunk_min_bytes`` as in ``block.filter_block``). Complex
+    calls follow PyTorch's convention through ``conjugated_for_adjoint``."""
+    waveform, a_coeffs, b_coeffs, y = conjugated_for_adjoint(waveform, a_coeffs, b_coeffs, y)
     need_waveform, need_a, need_b, need_zi = needs_input_grad
     need_zi = need_zi and zi_shape is not None
     batch = list(y.shape[:-1])
     order = a_coeffs.shape[-1] - 1
     length = y.shape[-1]
     layout = MatrixLayout(batch, a_coeffs, b_coeffs)
-    float64 = dict(dtype=torch.float64, device=y.device)
+    compute = a_coeffs.dtype  # float64, or complex128 for complex calls
     if grad_y is None:
-        grad_y = y.new_zeros(batch + [length])
+        grad_y = torch.zeros(batch + [length], dtype=y.dtype, device=y.device)
     if grad_zf is None:
         state = None
-        tail = torch.zeros([layout.n_filters, layout.n_rows, order], **float64)
+        tail = torch.zeros([layout.n_filters, layout.n_rows, order], dtype=compute, device=y.device)
     else:
-        state = reverse_state(grad_zf.double(), a_coeffs)
-        tail = layout.to_matrix(grad_zf.double())
+        state = reverse_state(grad_zf.to(compute), a_coeffs)
+        tail = layout.to_matrix(grad_zf.to(compute))
     blocks = BlockFilter(grad_y, a_coeffs, None, state, layout, block_length, True, True, chunk_min_bytes)
 
     reductions = _Reductions(waveform, y, b_coeffs, layout, needs_input_grad)

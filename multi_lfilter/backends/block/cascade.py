@@ -16,7 +16,7 @@ input of section ``s`` written as ``x U_s + z V_s``, its output is
 two inputs and outputs. The states entering every block come from the log-depth scan
 of the block backend (``scan_histories``), so the op count grows with ``log2(T / L)``.
 
-Arithmetic is float64. The signal is padded at the end to whole blocks; the final
+Arithmetic is float64 (complex128 for complex calls). The signal is padded at the end to whole blocks; the final
 state is the state after the last real sample (the last block is replayed with the
 matrices of its true length).
 """
@@ -85,13 +85,15 @@ def cascade_forward_blocks(
 
     Args:
         waveform: ``(..., T)``.
-        a_coeffs, b_coeffs: ``(..., S, 3)`` float64, normalised per section.
+        a_coeffs, b_coeffs: ``(..., S, 3)`` float64 (complex128 for a complex call),
+            normalised per section.
         zi: ``(..., S, 2)`` or ``None``.
 
     Returns:
         ``(y, zf)``: ``(*batch, T)`` and ``(*batch, S, 2)`` in the waveform's dtype.
     """
     block_length = block_length or CASCADE_BLOCK_LENGTH
+    compute = a_coeffs.dtype
     sections = a_coeffs.shape[-2]
     batch = cascade_batch_shape(waveform, a_coeffs, b_coeffs, zi)
     length = waveform.shape[-1]
@@ -99,9 +101,9 @@ def cascade_forward_blocks(
     flat_a, flat_b = a_coeffs.flatten(-2), b_coeffs.flatten(-2)
     layout = MatrixLayout(batch, flat_a, flat_b)
     n_filters, n_rows = layout.n_filters, layout.n_rows
-    states_in = None if zi is None else layout.to_matrix(zi.double().flatten(-2))  # (F, R, 2S)
+    states_in = None if zi is None else layout.to_matrix(zi.to(compute).flatten(-2))  # (F, R, 2S)
     if length == 0:  # the state passes through (a copy: the op's outputs never alias its inputs)
-        zf = states_in.clone() if states_in is not None else torch.zeros(n_filters, n_rows, width, dtype=torch.float64, device=waveform.device)
+        zf = states_in.clone() if states_in is not None else torch.zeros(n_filters, n_rows, width, dtype=compute, device=waveform.device)
         y = torch.zeros(batch + [0], dtype=waveform.dtype, device=waveform.device)
         return y, layout.from_matrix(zf).reshape(batch + [sections, 2]).to(waveform.dtype).contiguous()
 
@@ -111,13 +113,13 @@ def cascade_forward_blocks(
 
     n_blocks = (length + block_length - 1) // block_length
     padded = n_blocks * block_length
-    signal = layout.to_matrix(waveform).double()  # (F, R, T)
+    signal = layout.to_matrix(waveform).to(compute)  # (F, R, T)
     blocks = torch.nn.functional.pad(signal, [0, padded - length]).reshape(n_filters, n_rows * n_blocks, block_length)
     # The state each block's input leaves behind, from rest: (F, R, blocks, 2S), then blocks first.
     left = torch.bmm(blocks, input_state_map).reshape(n_filters, n_rows, n_blocks, width).transpose(1, 2)
     # The scan's increments: zi (or rest) entering block 0, then each block's from the block before it.
     if states_in is None:
-        states_in = torch.zeros(n_filters, n_rows, width, dtype=torch.float64, device=waveform.device)
+        states_in = torch.zeros(n_filters, n_rows, width, dtype=compute, device=waveform.device)
     increments = torch.cat([states_in.unsqueeze(1), left[:, : n_blocks - 1]], 1)
     entering = scan_histories(increments, transition, False)  # (F, blocks, R, 2S)
     from_rest = torch.bmm(blocks, output_map).reshape(n_filters, n_rows, n_blocks, block_length)

@@ -17,6 +17,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
+from ..._precision import compute_dtype
 from .layout import MatrixLayout
 from .matrices import block_matrices, scan_histories
 
@@ -58,14 +59,14 @@ def chunk_starts(
 
 def window(signal: Tensor, start: int, stop: int, out: Optional[Tensor] = None) -> Tensor:
     """Samples ``start .. stop - 1`` of ``signal`` as a contiguous float64 tensor
-    (``out`` where given: a flat buffer at least that large), zeros outside the
-    signal: one copy, whatever the signal's strides."""
+    (complex128 for a complex signal; ``out`` where given: a flat buffer at least that
+    large), zeros outside the signal: one copy, whatever the signal's strides."""
     length = signal.shape[-1]
     low = min(max(start, 0), length)
     high = max(min(stop, length), low)
     shape = list(signal.shape[:-1]) + [stop - start]
     if out is None:
-        result = torch.empty(shape, dtype=torch.float64, device=signal.device)
+        result = torch.empty(shape, dtype=compute_dtype(signal), device=signal.device)
     else:
         size = 1
         for extent in shape:
@@ -138,23 +139,27 @@ class BlockFilter:
         self.from_history = from_history
         self.from_state = from_state
         n_filters, n_rows = layout.n_filters, layout.n_rows
-        bytes_per_block = 8 * n_filters * n_rows * block_length
+        # The arithmetic's dtype: the coefficients' (float64, or complex128 for complex calls).
+        compute = a_coeffs.dtype
+        self.compute = compute
+        element_bytes = 16 if a_coeffs.is_complex() else 8
+        bytes_per_block = element_bytes * n_filters * n_rows * block_length
         output_bytes = n_filters * n_rows * self.length * signal.element_size()
         self.starts = chunk_starts(self.n_blocks, bytes_per_block, output_bytes, chunk_min_bytes)
         # Empty until first used (TorchScript attributes cannot start as None here).
-        self.buffer = torch.empty([0], dtype=torch.float64, device=signal.device)
-        self.window_buffer = torch.empty([0], dtype=torch.float64, device=signal.device)
+        self.buffer = torch.empty([0], dtype=compute, device=signal.device)
+        self.window_buffer = torch.empty([0], dtype=compute, device=signal.device)
         # The block that filter time enters first (it also receives zi).
         self.first_block = self.n_blocks - 1 if reverse else 0
         zi_matrix: Optional[Tensor] = None
         if zi is not None:
-            zi_matrix = layout.to_matrix(zi.double())  # (F, R, N)
+            zi_matrix = layout.to_matrix(zi.to(compute))  # (F, R, N)
         self.zi_matrix = zi_matrix
 
         if order > 0 and self.n_blocks > 1:
             histories = self._scan(from_input, from_state, layout.per_filter(transition))
         else:
-            histories = torch.zeros([n_filters, self.n_blocks, n_rows, order], dtype=torch.float64, device=signal.device)
+            histories = torch.zeros([n_filters, self.n_blocks, n_rows, order], dtype=compute, device=signal.device)
         self.histories = histories  # (F, n_blocks, R, N)
 
     def _scan(self, from_input: Tensor, from_state: Tensor, transition: Tensor) -> Tensor:
@@ -173,10 +178,10 @@ class BlockFilter:
         recent_columns = self._most_recent(from_input)
         device = from_input.device
         if self.reuse_buffers:
-            increments = torch.empty([n_filters, n_blocks, n_rows, order], dtype=torch.float64, device=device)
+            increments = torch.empty([n_filters, n_blocks, n_rows, order], dtype=self.compute, device=device)
             increments[:, self.first_block].zero_()
         else:  # the first block's zeros, joined with the chunks' pieces once below
-            increments = torch.zeros([n_filters, 1, n_rows, order], dtype=torch.float64, device=device)
+            increments = torch.zeros([n_filters, 1, n_rows, order], dtype=self.compute, device=device)
         pieces: List[Tensor] = []
         for index in range(len(self.starts) - 1):
             # Every chunk holds two blocks, so at least one is left.
@@ -330,7 +335,7 @@ class BlockFilter:
         order = self.order
         if self.n_blocks == 0:
             return torch.zeros(
-                [self.layout.n_filters, self.layout.n_rows, order], dtype=torch.float64, device=self.source.device
+                [self.layout.n_filters, self.layout.n_rows, order], dtype=self.compute, device=self.source.device
             )
         # Every chunk holds two blocks, so the block that filter time leaves last and
         # the one before it hold them.
