@@ -83,6 +83,22 @@ SLOW_CASES = (
     # Scripting a Module with frame-rate values compiles the time-varying loop (10-12 s).
     "test_scripted_module_with_frames_equals_eager[biquad]",
     "test_scripted_module_with_frames_equals_eager[sos]",
+    # Complex gradcheck and gradgradcheck through the block backend (5-50 s each); the
+    # default run keeps the loop's and one block case (one section, complex filters).
+    "test_lfilter_gradcheck_and_gradgradcheck[complex-filter-block]",
+    "test_lfilter_gradcheck_and_gradgradcheck[complex-signal-block]",
+    "test_lfilter_gradcheck_and_gradgradcheck[both-block]",
+    "test_sosfilt_gradcheck_and_gradgradcheck[1-complex-signal-block]",
+    "test_sosfilt_gradcheck_and_gradgradcheck[1-both-block]",
+    "test_sosfilt_gradcheck_and_gradgradcheck[2-complex-filter-block]",
+    "test_sosfilt_gradcheck_and_gradgradcheck[2-complex-signal-block]",
+    "test_sosfilt_gradcheck_and_gradgradcheck[2-both-block]",
+    "test_each_input_alone_gets_its_gradient[waveform-block]",
+    "test_each_input_alone_gets_its_gradient[a-block]",
+    "test_each_input_alone_gets_its_gradient[b-block]",
+    "test_each_input_alone_gets_its_gradient[zi-block]",
+    "test_filtfilt_gradcheck[pad]",
+    "test_torch_compile_fullgraph_matches_eager",
 )
 
 
