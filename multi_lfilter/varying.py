@@ -11,11 +11,14 @@ holds). The coefficients' other leading dims broadcast against the waveform's as
 
 Backends (the registry in ``backends/dispatch.py`` declares which forms each runs):
 ``"native"``, the C kernels (``csrc/varying_kernels.c``: transposed direct form II,
-frames interpolated inside the kernel, an analytic adjoint) for CPU tensors; and
-``"loop"``, the reference (``backends/varying_loop.py``), a TorchScript loop over time
-for every form, differentiable by autograd through every step. ``"auto"`` takes the
-native kernels where they run the call and the loop elsewhere (other forms, other
-devices, TorchScript, ``torch.func`` transforms, ``torch.export``).
+frames interpolated inside the kernel, an analytic adjoint) for CPU tensors;
+``"triton"``, the same for CUDA tensors (``backends/triton/varying.py``);
+``"block"``, a parallel-in-time scan of built-in tensor ops for every form on any
+device, whose op count does not depend on ``T`` (``backends/varying_scan/``: what
+``torch.func``, ``torch.export`` and ONNX see); and ``"loop"``, the reference
+(``backends/varying_loop.py``), a TorchScript loop over time for every form,
+differentiable by autograd through every step. ``"auto"`` takes the native kernels
+where they run the call and the scan elsewhere (TorchScript runs the loop).
 """
 from typing import List, Optional, Tuple
 
@@ -174,7 +177,8 @@ def lfilter_varying_with_state(
         form: ``"tdf2"``, ``"df1"``, ``"df2"`` or ``"tdf1"``.
         hop_length: samples between frames, or ``None`` for per-sample (or constant)
             coefficients.
-        backend: ``"auto"``, ``"native"`` (CPU, ``"tdf2"``) or ``"loop"`` (every form).
+        backend: ``"auto"``, ``"native"`` (CPU, ``"tdf2"``), ``"triton"`` (CUDA,
+            ``"tdf2"``), ``"block"`` or ``"loop"`` (every form, any device).
 
     Returns:
         ``(y, zf)``: ``(*batch, T)`` and ``(*batch, state)``, ``batch`` the broadcast
@@ -280,7 +284,7 @@ def sosfilt_varying_with_state(
             ``[b0, b1, b2, a0, a1, a2]``; always with the time axis.
         zi: ``(..., S, 2)`` states (``lfilter_bank``'s per section) or ``None``.
         hop_length: samples between frames, or ``None``.
-        backend: ``"auto"``, ``"native"`` or ``"loop"``.
+        backend: ``"auto"``, ``"native"``, ``"triton"``, ``"block"`` or ``"loop"``.
 
     Returns:
         ``(y, zf)``: ``(*batch, T)`` and ``(*batch, S, 2)``.

@@ -42,7 +42,7 @@ from .._fir import filter_fir
 from .._varying_op import native_varying_filter
 from .._precision import compute_dtype, is_complex_call, result_dtype
 from .._validation import dtype_name, value_checks_allowed
-from . import block, export_graph, loop, native, varying_loop
+from . import block, export_graph, loop, native, varying_loop, varying_scan
 from . import triton as triton_backend
 from .triton import varying as triton_varying
 from .block import filter_block
@@ -136,7 +136,8 @@ REGISTRY = (
             max_order=lambda: triton_backend.MAX_ORDER, max_batch_dims=triton_backend.MAX_BATCH_DIMS,
             max_sections=triton_backend.max_sections, varying_forms=("tdf2",), varying=triton_varying.varying_filter,
             extra_support=lambda waveform: waveform.device.type == "cuda" or triton_backend.interpreting()),
-    Backend("block", block, _always, scriptable=True, max_sections=block.max_sections, runs_complex=True),
+    Backend("block", block, _always, scriptable=True, max_sections=block.max_sections, runs_complex=True,
+            varying_forms=varying_loop.FORMS, varying=varying_scan.varying_filter, varying_in_graphs=True),
     Backend("loop", loop, _always, scriptable=True, runs_complex=True, varying_forms=varying_loop.FORMS, varying=varying_loop.varying_filter,
             varying_in_graphs=True),
     Backend("export", export_graph, _always),
@@ -144,8 +145,10 @@ REGISTRY = (
 _BY_NAME = {backend.name: backend for backend in REGISTRY}
 AUTO_ORDER = ("native", "block")
 # What "auto" takes for time-varying filters, the first that runs the form and the
-# problem: the Triton kernel waits for a GPU measurement as the LTI ones do.
-VARYING_AUTO_ORDER = ("native", "loop")
+# problem: the native kernels (tdf2, CPU), else the parallel-in-time scan (14x faster
+# than the loop on CPU: benchmarks/results-2026-12-03.md); the Triton kernel waits
+# for a GPU measurement as the LTI ones do.
+VARYING_AUTO_ORDER = ("native", "block", "loop")
 # What the ``backend=`` keyword accepts (availability is checked per call).
 BACKEND_CHOICES = ("auto",) + tuple(_BY_NAME)
 # What TorchScript's ``backend=`` accepts: the scriptable backends, comma-separated
@@ -275,7 +278,7 @@ def resolve_varying_backend(
     """The backend for a time-varying filter.
 
     ``"auto"`` takes the first in ``VARYING_AUTO_ORDER`` that runs the form and the
-    problem (the native kernels for ``tdf2`` on CPU), the reference loop otherwise. Where the
+    problem (the native kernels for ``tdf2`` on CPU, else the block backend's scan). Where the
     call must be seen through as built-in ops (``in_graph``: a ``torch.func`` transform
     or ``torch.export``), backends that are not (``varying_in_graphs``) give way to the
     first that is, whatever the name.
