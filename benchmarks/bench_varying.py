@@ -21,6 +21,7 @@ Usage::
 
     python benchmarks/bench_varying.py
     python benchmarks/bench_varying.py --workloads frames --repeats 3
+    python benchmarks/bench_varying.py --backends native
 """
 import argparse
 import importlib.util
@@ -31,6 +32,7 @@ import torch
 
 import multi_lfilter
 from multi_lfilter import lfilter_bank, lfilter_varying
+from multi_lfilter.backends.dispatch import registered
 from multi_lfilter.varying import varying_backends
 
 from bench_lfilter import median_seconds, peak_rise_bytes
@@ -65,11 +67,13 @@ def workload(name):
     return waveform, a, b, hop, a[:, :, 0, :].contiguous(), b[:, :, 0, :].contiguous()
 
 
-def contenders(name, waveform, a, b, hop, constant_a, constant_b, with_loop):
+def contenders(name, waveform, a, b, hop, constant_a, constant_b, with_loop, backends):
     """``{label: (forward, leaves)}``: each contender's forward as a function of its leaves."""
     runs = {}
     for backend in varying_backends():
-        if backend == "loop" and not with_loop:
+        if (backend == "loop" and not with_loop) or (backends and backend not in backends):
+            continue
+        if not registered(backend).supports(waveform, 2, waveform.dim() - 1):  # Triton runs CUDA tensors only
             continue
         runs[f"multi_lfilter lfilter_varying ({backend})"] = (
             lambda x, a, b, backend=backend: lfilter_varying(x, a, b, hop_length=hop, backend=backend), [waveform, a, b]
@@ -103,11 +107,11 @@ def contenders(name, waveform, a, b, hop, constant_a, constant_b, with_loop):
     return runs
 
 
-def measure(name, repeats, with_loop):
+def measure(name, repeats, with_loop, backends):
     waveform, a, b, hop, constant_a, constant_b = workload(name)
     rows = []
     floor = None
-    for label, (forward, inputs) in contenders(name, waveform, a, b, hop, constant_a, constant_b, with_loop).items():
+    for label, (forward, inputs) in contenders(name, waveform, a, b, hop, constant_a, constant_b, with_loop, backends).items():
         leaves = [tensor.detach().clone().requires_grad_() for tensor in inputs]
         output = forward(*leaves)
         upstream = torch.randn_like(output)
@@ -144,12 +148,13 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--loop", action="store_true", help="also time the reference loop (seconds per run)")
+    parser.add_argument("--backends", nargs="+", help="only these lfilter_varying backends (default: every one here)")
     arguments = parser.parse_args()
     torch.set_num_threads(arguments.threads)
     print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"multi_lfilter {multi_lfilter.__version__}")
     for name in arguments.workloads:
-        measure(name, arguments.repeats, arguments.loop)
+        measure(name, arguments.repeats, arguments.loop, arguments.backends)
 
 
 if __name__ == "__main__":

@@ -330,6 +330,17 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> native_sosfilt_adjoint(
                  samples_per_thread);
 }
 
+// A fresh output the time-varying kernels write once (y, and the adjoint's per-row
+// gradients, as large as y or K times larger): backed by huge pages from
+// kHugePageOutputBytes on, as the LTI forward's y, because its first write is
+// otherwise mostly page faults.
+Tensor empty_output(const Shape& shape, ScalarType dtype) {
+  Tensor output = empty(shape, dtype);
+  const int64_t bytes = output.numel() * static_cast<int64_t>(output.element_size());
+  if (bytes >= kHugePageOutputBytes) mlf_advise_huge_pages(output.data_ptr(), bytes);
+  return output;
+}
+
 // The time-varying kernels' common part: checks, batch, problem.
 mlf_varying_problem varying_problem(const Tensor& waveform, const Tensor& a_coeffs, const Tensor& b_coeffs,
                                     const std::optional<Tensor>& zi, int64_t hop, int64_t samples_per_thread,
@@ -380,7 +391,7 @@ std::tuple<Tensor, Tensor> native_varying_filter(Tensor waveform, Tensor a_coeff
   const std::optional<Tensor> zi_double = as_float64(zi, "zi");
   Shape batch;
   mlf_varying_problem problem = varying_problem(waveform, a_coeffs, b_coeffs, zi_double, hop, samples_per_thread, batch);
-  Tensor y = empty(append(batch, {problem.length}), waveform.scalar_type());
+  Tensor y = empty_output(append(batch, {problem.length}), waveform.scalar_type());
   Tensor zf = empty(append(batch, {problem.order}), ScalarType::Double);
   problem.y = y.data_ptr();
   problem.zf = static_cast<double*>(zf.data_ptr());
@@ -407,14 +418,14 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> native_varying_filter_adjoint(
   // no zero fill; constant and frame-rate ones accumulate in float64.
   problem.grad_a_direct = problem.hop == 0 && problem.a.steps > 1;
   problem.grad_b_direct = problem.hop == 0 && problem.b.steps > 1;
-  Tensor grad_a = empty(append(batch, {problem.a.steps, problem.a.width}),
-                        problem.grad_a_direct ? a_coeffs.scalar_type() : ScalarType::Double);
-  Tensor grad_b = empty(append(batch, {problem.b.steps, problem.b.width}),
-                        problem.grad_b_direct ? b_coeffs.scalar_type() : ScalarType::Double);
+  Tensor grad_a = empty_output(append(batch, {problem.a.steps, problem.a.width}),
+                               problem.grad_a_direct ? a_coeffs.scalar_type() : ScalarType::Double);
+  Tensor grad_b = empty_output(append(batch, {problem.b.steps, problem.b.width}),
+                               problem.grad_b_direct ? b_coeffs.scalar_type() : ScalarType::Double);
   if (!problem.grad_a_direct) torch::stable::zero_(grad_a);
   if (!problem.grad_b_direct) torch::stable::zero_(grad_b);
   Tensor grad_zi = need_zi ? empty(append(batch, {problem.order}), ScalarType::Double) : empty({0}, ScalarType::Double);
-  Tensor grad_waveform = need_waveform ? empty(append(batch, {problem.length}), waveform.scalar_type())
+  Tensor grad_waveform = need_waveform ? empty_output(append(batch, {problem.length}), waveform.scalar_type())
                                        : empty({0}, waveform.scalar_type());
   problem.grad_y = view_of(grad_y, batch, 1);
   problem.grad_zf = view_of(grad_zf_double, batch, 1);

@@ -1,6 +1,6 @@
 /*
  * Time-varying filters in transposed direct form II: the forward filter and its
- * adjoint, one chain (row) at a time, rows split over threads.
+ * adjoint, LANES rows at a time in SIMD vectors, tiles of rows split over threads.
  *
  * Step n reads its coefficients (or interpolates them between the two frames around
  * it, f = n / hop and f + 1 with weight (n mod hop) / hop, holding the last frame),
@@ -17,261 +17,192 @@
  *     gb0    = g x[n],   gb_k = lam[k-1] x[n],   ga_k = -lam[k-1] y[n]
  *     lam    = [g, lam[0], ..., lam[N-2]]
  * then through the normalisation (b / a0, a / a0) to the raw coefficients, and
- * gzi = lam after step 0. Each row writes its own gradients, so results do not
- * depend on the number of threads.
+ * gzi = lam after step 0.
+ *
+ * Layout of the work, as in the LTI kernels (lfilter_kernels.c, lfilter_tiles.h): a
+ * tile of LANES rows steps through time together, a vector per step (two halves of
+ * four lanes), the state in registers; threads take ranges of tiles. Time is walked
+ * in blocks of up to a thousand steps (varying_tiles.h); per block, the signals are
+ * transposed into [step][lane] buffers and each tensor's raw coefficients into a
+ * [step][k][lane] buffer, by the way they change: per-sample ones (rows, T, K) are
+ * transposed from each lane's contiguous run of T * K values (eight at a time through
+ * registers), frames are interpolated lane-wise (the reference's formula,
+ * c[f] (1 - w) + c[f + 1] w, one weight per step for every lane), constant ones are
+ * read once per tile. The adjoint writes each step's raw-coefficient gradients into
+ * the same kind of buffer, which is then transposed back into the rows (per-sample)
+ * or added, walking backwards, into the tile's frame (or constant) totals kept per
+ * lane: the same additions, in the same order, as one row at a time. Every operation
+ * of a row is the scalar one, in the same order, so a row's results are the same bits
+ * whatever tile, thread or thread count computes it (and, for the forward, those of
+ * the reference loop, backends/varying_loop.py).
  */
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "varying_kernels.h"
+#include "varying_tiles.h"
 
-/* The row kernels are written once for any order and instantiated for orders 1 and 2
- * (a constant order lets the compiler unroll the state updates and keep the state in
- * registers) and for the rest. */
-#if defined(__GNUC__) || defined(__clang__)
-#define ROW_KERNEL static inline __attribute__((always_inline))
-#else
-#define ROW_KERNEL static inline
-#endif
-
-static int64_t offset_of(const mlf_varying_problem *p, const int64_t *strides, int64_t row)
+/* The step loops work on half tiles, four lanes (one AVX2 register) each: wider
+ * generic vectors are split by the compiler, which then keeps the state in memory. */
+MLF_INLINE void varying_forward_tile(const mlf_varying_problem *p, const tile_rows *tile, const int order,
+                                     tile_buffers *buffers)
 {
-    int64_t offset = 0;
-    for (int64_t d = p->ndim - 1; d >= 0; --d) {
-        offset += (row % p->sizes[d]) * strides[d];
-        row /= p->sizes[d];
-    }
-    return offset;
-}
-
-static inline double load_signal(const void *data, int is_double, int64_t index)
-{
-    return is_double ? ((const double *)data)[index] : (double)((const float *)data)[index];
-}
-
-static inline void store_signal(void *data, int is_double, int64_t index, double value)
-{
-    if (is_double)
-        ((double *)data)[index] = value;
-    else
-        ((float *)data)[index] = (float)value;
-}
-
-/* Where step n's coefficients come from: rows first and second of the time axis,
- * mixed as (1 - weight) first + weight second (weight 0: first only). */
-typedef struct {
-    int64_t first, second;
-    double weight;
-} step_source;
-
-/* Sample n = frame * hop + offset (hop > 0), kept by counting: no division per step. */
-typedef struct {
-    int64_t frame, offset;
-} frame_clock;
-
-ROW_KERNEL frame_clock clock_at(int64_t n, int64_t hop)
-{
-    frame_clock clock = {0, 0};
-    if (hop > 0) {
-        clock.frame = n / hop;
-        clock.offset = n - clock.frame * hop;
-    }
-    return clock;
-}
-
-ROW_KERNEL void tick_forward(frame_clock *clock, int64_t hop)
-{
-    if (hop > 0 && ++clock->offset == hop) {
-        clock->offset = 0;
-        ++clock->frame;
-    }
-}
-
-ROW_KERNEL void tick_backward(frame_clock *clock, int64_t hop)
-{
-    if (hop > 0) {
-        if (clock->offset == 0) {
-            clock->offset = hop - 1;
-            --clock->frame;
-        } else {
-            --clock->offset;
-        }
-    }
-}
-
-ROW_KERNEL step_source source_of(int64_t n, frame_clock clock, int64_t steps, int64_t hop)
-{
-    step_source source = {0, 0, 0.0};
-    if (steps == 1)
-        return source;
-    if (hop == 0) {
-        source.first = n;
-        return source;
-    }
-    source.first = clock.frame;
-    if (clock.offset != 0 && clock.frame + 1 < steps) {
-        source.second = clock.frame + 1;
-        source.weight = (double)clock.offset / (double)hop;
-    }
-    return source;
-}
-
-/* The coefficients of one step into out[0 .. width), zero-padded to `padded`. */
-ROW_KERNEL void read_step(const mlf_varying_coefficients *c, const char *base, const int64_t padded, step_source s,
-                          double *out)
-{
-    const int64_t width = c->width, k_step = c->view.step;
-    const int is_double = (int)c->is_double;
-    const int64_t first = s.first * c->time_step;
-    const int64_t second = s.second * c->time_step;
-    for (int64_t k = 0; k < padded; ++k) {
-        if (k >= width)
-            out[k] = 0.0;
-        else if (s.weight == 0.0)
-            out[k] = load_signal(base, is_double, first + k * k_step);
-        else
-            out[k] = load_signal(base, is_double, first + k * k_step) * (1.0 - s.weight) +
-                     load_signal(base, is_double, second + k * k_step) * s.weight;
-    }
-}
-
-/* Adds a step's raw-coefficient gradients (the first `width`) to its frame(s). */
-ROW_KERNEL void add_step(double *grad, int64_t width, step_source s, const double *values)
-{
-    double *first = grad + s.first * width;
-    if (s.weight == 0.0) {
-        for (int64_t k = 0; k < width; ++k)
-            first[k] += values[k];
-        return;
-    }
-    double *second = grad + s.second * width;
-    for (int64_t k = 0; k < width; ++k) {
-        first[k] += values[k] * (1.0 - s.weight);
-        second[k] += values[k] * s.weight;
-    }
-}
-
-/* A step's gradients into the row's buffer at `base`: written in the coefficients'
- * dtype where each step has its own row (`direct`), else added to its frame(s). */
-ROW_KERNEL void write_step(void *grad, int64_t direct, const mlf_varying_coefficients *c, int64_t base,
-                           step_source s, const double *values)
-{
-    if (direct) {
-        for (int64_t k = 0; k < c->width; ++k)
-            store_signal(grad, (int)c->is_double, base + s.first * c->width + k, values[k]);
-        return;
-    }
-    add_step((double *)grad + base, c->width, s, values);
-}
-
-/* A row's coefficients (offsets count elements of their own dtype). */
-static const char *coefficient_base(const mlf_varying_problem *p, const mlf_varying_coefficients *c, int64_t row)
-{
-    const int64_t offset = offset_of(p, c->view.strides, row);
-    return c->is_double ? (const char *)((const double *)c->view.data + offset)
-                        : (const char *)((const float *)c->view.data + offset);
-}
-
-ROW_KERNEL void forward_row_of(const mlf_varying_problem *p, int64_t row, const int64_t order)
-{
-    const int64_t width = order + 1, length = p->length;
+    const int padded = order + 1, span = buffers->span;
     const int is_double = (int)p->is_double;
-    const char *a_base = coefficient_base(p, &p->a, row), *b_base = coefficient_base(p, &p->b, row);
-    const void *x = p->waveform.data;
-    const int64_t x_base = offset_of(p, p->waveform.strides, row), x_step = p->waveform.step;
-    double state[MAX_ORDER + 1] = {0.0};
-    if (p->zi.data) {
-        const double *zi = (const double *)p->zi.data + offset_of(p, p->zi.strides, row);
-        for (int64_t k = 0; k < order; ++k)
-            state[k] = zi[k * p->zi.step];
+    const int64_t length = p->length;
+    coefficient_stream *a = &buffers->a, *b = &buffers->b;
+    signal_block *x = &buffers->x;
+    double *y_block = buffers->y_block;
+    double states[(MAX_ORDER + 1) * LANES] __attribute__((aligned(64)));
+    vec4 state[2][MAX_ORDER + 1];
+
+    stream_init(p, &p->a, tile, padded, a);
+    stream_init(p, &p->b, tile, padded, b);
+    signal_init(p, tile, &p->waveform, x);
+    read_states(p, tile, &p->zi, order, states);
+    for (int h = 0; h < 2; ++h)
+        for (int k = 0; k <= order; ++k)
+            state[h][k] = k < order ? load4(&states[k * LANES + 4 * h]) : (vec4){0};
+
+    for (int64_t start = 0; start < length; start += span) {
+        const int count = length - start < span ? (int)(length - start) : span;
+        read_signal(&p->waveform, is_double, start, count, x);
+        stream_fill(p, a, start, count, padded);
+        stream_fill(p, b, start, count, padded);
+        for (int t = 0; t < count; ++t) {
+            const double *a_step = &a->values[t * a->stride], *b_step = &b->values[t * b->stride];
+            for (int h = 0; h < 2; ++h) {
+                const int lane = 4 * h;
+                const vec4 inverse = SPLAT4(1.0) / load4(a_step + lane);
+                const vec4 input = load4(&x->block[t * LANES + lane]);
+                const vec4 output = load4(b_step + lane) * inverse * input + state[h][0];
+                for (int k = 0; k < order; ++k)
+                    state[h][k] = state[h][k + 1] + load4(b_step + (k + 1) * LANES + lane) * inverse * input -
+                                  load4(a_step + (k + 1) * LANES + lane) * inverse * output;
+                store4(&y_block[t * LANES + lane], output);
+            }
+        }
+        write_block(p->y, is_double, tile->row, tile->lanes, length, start, count, y_block);
     }
-    double a[MAX_ORDER + 1], b[MAX_ORDER + 1];
-    frame_clock clock = clock_at(0, p->hop);
-    for (int64_t n = 0; n < length; ++n, tick_forward(&clock, p->hop)) {
-        read_step(&p->a, a_base, width, source_of(n, clock, p->a.steps, p->hop), a);
-        read_step(&p->b, b_base, width, source_of(n, clock, p->b.steps, p->hop), b);
-        const double inverse = 1.0 / a[0];
-        const double input = load_signal(x, is_double, x_base + n * x_step);
-        const double output = b[0] * inverse * input + state[0];
-        for (int64_t k = 0; k < order; ++k)
-            state[k] = state[k + 1] + b[k + 1] * inverse * input - a[k + 1] * inverse * output;
-        store_signal(p->y, is_double, row * length + n, output);
-    }
-    for (int64_t k = 0; k < order; ++k)
-        p->zf[row * order + k] = state[k];
+    for (int h = 0; h < 2; ++h)
+        for (int k = 0; k < order; ++k)
+            store4(&states[k * LANES + 4 * h], state[h][k]);
+    write_states(tile, states, order, p->zf);
 }
 
-ROW_KERNEL void adjoint_row_of(const mlf_varying_problem *p, int64_t row, const int64_t order)
+MLF_INLINE void varying_adjoint_tile(const mlf_varying_problem *p, const tile_rows *tile, const int order,
+                                     tile_buffers *buffers)
 {
-    const int64_t width = order + 1, length = p->length;
+    const int padded = order + 1, span = buffers->span;
     const int is_double = (int)p->is_double;
-    const char *a_base = coefficient_base(p, &p->a, row), *b_base = coefficient_base(p, &p->b, row);
-    const void *x = p->waveform.data;
-    const int64_t x_base = offset_of(p, p->waveform.strides, row), x_step = p->waveform.step;
-    const int64_t gy_base = p->grad_y.data ? offset_of(p, p->grad_y.strides, row) : 0;
-    double lam[MAX_ORDER + 1] = {0.0};
-    if (p->grad_zf.data) {
-        const double *gzf = (const double *)p->grad_zf.data + offset_of(p, p->grad_zf.strides, row);
-        for (int64_t k = 0; k < order; ++k)
-            lam[k] = gzf[k * p->grad_zf.step];
-    }
-    const int64_t grad_a_base = row * p->a.steps * p->a.width, grad_b_base = row * p->b.steps * p->b.width;
-    double a[MAX_ORDER + 1], b[MAX_ORDER + 1], ga[MAX_ORDER + 1], gb[MAX_ORDER + 1];
-    frame_clock clock = clock_at(length - 1, p->hop);
-    for (int64_t n = length - 1; n >= 0; --n, tick_backward(&clock, p->hop)) {
-        const step_source a_source = source_of(n, clock, p->a.steps, p->hop);
-        const step_source b_source = source_of(n, clock, p->b.steps, p->hop);
-        read_step(&p->a, a_base, width, a_source, a);
-        read_step(&p->b, b_base, width, b_source, b);
-        const double inverse = 1.0 / a[0];
-        const double input = load_signal(x, is_double, x_base + n * x_step);
-        const double output = load_signal(p->y, is_double, row * length + n);
-        double g = p->grad_y.data ? load_signal(p->grad_y.data, is_double, gy_base + n * p->grad_y.step) : 0.0;
-        for (int64_t k = 1; k <= order; ++k)
-            g -= a[k] * inverse * lam[k - 1];
-        if (p->grad_waveform) {
-            double gx = b[0] * inverse * g;
-            for (int64_t k = 1; k <= order; ++k)
-                gx += b[k] * inverse * lam[k - 1];
-            store_signal(p->grad_waveform, is_double, row * length + n, gx);
+    const int need_gx = p->grad_waveform != NULL;
+    const int64_t length = p->length;
+    coefficient_stream *a = &buffers->a, *b = &buffers->b;
+    signal_block *x = &buffers->x, *grad_y = &buffers->grad_y;
+    double *y_block = buffers->y_block, *gx_block = buffers->gx_block;
+    double states[(MAX_ORDER + 1) * LANES] __attribute__((aligned(64)));
+    int64_t y_offsets[LANES];
+    vec4 lam[2][MAX_ORDER + 1];
+
+    stream_init(p, &p->a, tile, padded, a);
+    stream_init(p, &p->b, tile, padded, b);
+    signal_init(p, tile, &p->waveform, x);
+    signal_init(p, tile, &p->grad_y, grad_y);
+    for (int lane = 0; lane < LANES; ++lane)
+        y_offsets[lane] = tile->row[lane] * length;
+    read_states(p, tile, &p->grad_zf, order, states);
+    for (int h = 0; h < 2; ++h)
+        for (int k = 0; k <= order; ++k)
+            lam[h][k] = k < order ? load4(&states[k * LANES + 4 * h]) : (vec4){0};
+
+    for (int64_t start = length > 0 ? (length - 1) / span * span : -1; start >= 0; start -= span) {
+        const int count = length - start < span ? (int)(length - start) : span;
+        read_signal(&p->grad_y, is_double, start, count, grad_y);
+        read_signal(&p->waveform, is_double, start, count, x);
+        read_block(p->y, is_double, y_offsets, start, count, y_block);
+        stream_fill(p, a, start, count, padded);
+        stream_fill(p, b, start, count, padded);
+
+        for (int t = count - 1; t >= 0; --t) {
+            const double *a_step = &a->values[t * a->stride], *b_step = &b->values[t * b->stride];
+            double *grad_a = &a->grads[t * padded * LANES], *grad_b = &b->grads[t * padded * LANES];
+            for (int h = 0; h < 2; ++h) {
+                const int lane = 4 * h;
+                vec4 *history = lam[h];
+                const vec4 inverse = SPLAT4(1.0) / load4(a_step + lane);
+                const vec4 input = load4(&x->block[t * LANES + lane]);
+                const vec4 output = load4(&y_block[t * LANES + lane]);
+                vec4 g = load4(&grad_y->block[t * LANES + lane]);
+                for (int k = 1; k <= order; ++k)
+                    g -= load4(a_step + k * LANES + lane) * inverse * history[k - 1];
+                if (need_gx) {
+                    vec4 gx = load4(b_step + lane) * inverse * g;
+                    for (int k = 1; k <= order; ++k)
+                        gx += load4(b_step + k * LANES + lane) * inverse * history[k - 1];
+                    store4(&gx_block[t * LANES + lane], gx);
+                }
+                /* Gradients of the normalised step, then of the raw one (b / a0, a / a0). */
+                vec4 to_leading = g * input * load4(b_step + lane);
+                store4(grad_b + lane, g * input * inverse);
+                for (int k = 1; k <= order; ++k) {
+                    store4(grad_b + k * LANES + lane, history[k - 1] * input * inverse);
+                    store4(grad_a + k * LANES + lane, -history[k - 1] * output * inverse);
+                    to_leading += history[k - 1] * (input * load4(b_step + k * LANES + lane) -
+                                                    output * load4(a_step + k * LANES + lane));
+                }
+                store4(grad_a + lane, -to_leading * inverse * inverse);
+                for (int k = order - 1; k > 0; --k)
+                    history[k] = history[k - 1];
+                if (order > 0)
+                    history[0] = g;
+            }
         }
-        /* Gradients of the normalised step, then of the raw one (b / a0, a / a0). */
-        double to_leading = g * input * b[0];
-        gb[0] = g * input * inverse;
-        ga[0] = 0.0;
-        for (int64_t k = 1; k <= order; ++k) {
-            gb[k] = lam[k - 1] * input * inverse;
-            ga[k] = -lam[k - 1] * output * inverse;
-            to_leading += lam[k - 1] * (input * b[k] - output * a[k]);
-        }
-        ga[0] = -to_leading * inverse * inverse;
-        write_step(p->grad_a, p->grad_a_direct, &p->a, grad_a_base, a_source, ga);
-        write_step(p->grad_b, p->grad_b_direct, &p->b, grad_b_base, b_source, gb);
-        for (int64_t k = order - 1; k > 0; --k)
-            lam[k] = lam[k - 1];
-        if (order > 0)
-            lam[0] = g;
+        if (need_gx)
+            write_block(p->grad_waveform, is_double, tile->row, tile->lanes, length, start, count, gx_block);
+        stream_drain(a, tile, p->grad_a, start, count, padded);
+        stream_drain(b, tile, p->grad_b, start, count, padded);
     }
-    if (p->grad_zi)
-        for (int64_t k = 0; k < order; ++k)
-            p->grad_zi[row * order + k] = lam[k];
+    stream_finish(p, a, tile, p->grad_a);
+    stream_finish(p, b, tile, p->grad_b);
+    if (p->grad_zi) {
+        for (int h = 0; h < 2; ++h)
+            for (int k = 0; k < order; ++k)
+                store4(&states[k * LANES + 4 * h], lam[h][k]);
+        write_states(tile, states, order, p->grad_zi);
+    }
 }
 
-static void forward_row(const mlf_varying_problem *p, int64_t row)
+MLF_INLINE void make_varying_tile(const mlf_varying_problem *p, int64_t index, tile_rows *tile)
 {
-    switch (p->order) {
-    case 1: forward_row_of(p, row, 1); break;
-    case 2: forward_row_of(p, row, 2); break;
-    default: forward_row_of(p, row, p->order);
-    }
+    const int64_t first = index * LANES;
+    tile->lanes = p->rows - first < LANES ? (int)(p->rows - first) : LANES;
+    for (int lane = 0; lane < LANES; ++lane)
+        tile->row[lane] = first + (lane < tile->lanes ? lane : 0);
 }
 
-static void adjoint_row(const mlf_varying_problem *p, int64_t row)
+/* Tiles [begin, end), forward or adjoint; the commonest orders (one-pole smoothers,
+ * biquads) with the order a constant, so the state stays in registers. */
+MLF_CLONES static void run_tiles(const mlf_varying_problem *p, int64_t begin, int64_t end, int adjoint,
+                                 tile_buffers *buffers)
 {
-    switch (p->order) {
-    case 1: adjoint_row_of(p, row, 1); break;
-    case 2: adjoint_row_of(p, row, 2); break;
-    default: adjoint_row_of(p, row, p->order);
+    tile_rows tile;
+    for (int64_t index = begin; index < end; ++index) {
+        make_varying_tile(p, index, &tile);
+#define VARYING_CASE(N)                                                     \
+    case N:                                                                 \
+        if (adjoint)                                                        \
+            varying_adjoint_tile(p, &tile, N, buffers);    \
+        else                                                                \
+            varying_forward_tile(p, &tile, N, buffers);    \
+        break;
+        switch (p->order) {
+            FOR_EACH_SPECIALISED_ORDER(VARYING_CASE)
+        default:
+            if (adjoint)
+                varying_adjoint_tile(p, &tile, (int)p->order, buffers);
+            else
+                varying_forward_tile(p, &tile, (int)p->order, buffers);
+        }
+#undef VARYING_CASE
     }
 }
 
@@ -279,17 +210,13 @@ typedef struct {
     const mlf_varying_problem *problem;
     int64_t begin, end;
     int adjoint;
+    tile_buffers *buffers;
 } varying_work;
 
-static void *run_rows(void *argument)
+static void *run_work(void *argument)
 {
     const varying_work *work = (const varying_work *)argument;
-    for (int64_t row = work->begin; row < work->end; ++row) {
-        if (work->adjoint)
-            adjoint_row(work->problem, row);
-        else
-            forward_row(work->problem, row);
-    }
+    run_tiles(work->problem, work->begin, work->end, work->adjoint, work->buffers);
     return NULL;
 }
 
@@ -301,33 +228,47 @@ static int run(const mlf_varying_problem *p, int adjoint)
         return MLF_BAD_DIMS;
     if (p->rows == 0)
         return MLF_OK;
+    const int64_t n_tiles = (p->rows + LANES - 1) / LANES;
     int64_t n_threads = p->n_threads < 1 ? 1 : p->n_threads;
-    if (n_threads > p->rows)
-        n_threads = p->rows;
+    if (n_threads > n_tiles)
+        n_threads = n_tiles;
     varying_work *work = calloc((size_t)n_threads, sizeof(varying_work));
     pthread_t *threads = calloc((size_t)n_threads, sizeof(pthread_t));
-    if (!work || !threads) {
+    tile_buffers *buffers = aligned_alloc(64, sizeof(tile_buffers) * (size_t)n_threads);
+    int status = work && threads && buffers ? MLF_OK : MLF_OUT_OF_MEMORY;
+    for (int64_t i = 0; buffers && i < n_threads; ++i)
+        buffers[i].memory = NULL;
+    for (int64_t i = 0; status == MLF_OK && i < n_threads; ++i)
+        status = tile_buffers_init(&buffers[i], block_steps(p->order, p->length, p->rows), p->order);
+    if (status != MLF_OK) {
+        for (int64_t i = 0; buffers && i < n_threads; ++i)
+            free(buffers[i].memory);
         free(work);
         free(threads);
-        return MLF_OUT_OF_MEMORY;
+        free(buffers);
+        return status;
     }
     for (int64_t i = 0; i < n_threads; ++i) {
         work[i].problem = p;
-        work[i].begin = p->rows * i / n_threads;
-        work[i].end = p->rows * (i + 1) / n_threads;
+        work[i].begin = n_tiles * i / n_threads;
+        work[i].end = n_tiles * (i + 1) / n_threads;
         work[i].adjoint = adjoint;
+        work[i].buffers = &buffers[i];
     }
     int64_t started = 1;
     for (int64_t i = 1; i < n_threads; ++i, ++started)
-        if (pthread_create(&threads[i], NULL, run_rows, &work[i]) != 0)
+        if (pthread_create(&threads[i], NULL, run_work, &work[i]) != 0)
             break;
-    run_rows(&work[0]);
+    run_work(&work[0]);
     for (int64_t i = 1; i < started; ++i)
         pthread_join(threads[i], NULL);
     for (int64_t i = started; i < n_threads; ++i) /* threads that could not start */
-        run_rows(&work[i]);
+        run_work(&work[i]);
+    for (int64_t i = 0; i < n_threads; ++i)
+        free(buffers[i].memory);
     free(work);
     free(threads);
+    free(buffers);
     return MLF_OK;
 }
 
