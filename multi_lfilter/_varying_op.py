@@ -18,7 +18,7 @@ from ._adjoint import recorded_gradients
 from ._call_mode import backward_builds_graph
 from ._shapes import sum_to_shape
 from .backends import native
-from .backends.varying_loop import filter_varying_loop, padded_coefficients
+from .backends import varying_loop
 
 
 def native_varying(
@@ -46,13 +46,14 @@ def _setup_context(ctx, inputs, output):
     ctx.hop = hop
 
 
-def _loop_gradients(ctx, grad_y, grad_zf, inputs: List[Optional[Tensor]], needs: List[bool]):
-    """Double backward: the gradients of the reference loop, recorded."""
+def recorded_loop_gradients(
+    grad_y: Tensor, grad_zf: Tensor, inputs: List[Optional[Tensor]], needs: List[bool], batch: List[int], hop: int
+):
+    """Double backward of a tdf2 kernel (native or Triton): the gradients of the
+    reference loop, recorded."""
     waveform, a_coeffs, b_coeffs, zi = inputs
-    batch = list(ctx.saved_tensors[4].shape[:-1])
     with torch.enable_grad():
-        a_wide, b_wide = padded_coefficients(a_coeffs, b_coeffs)
-        y, zf = filter_varying_loop(waveform, a_wide, b_wide, zi, batch, "tdf2", ctx.hop)
+        y, zf = varying_loop.varying_filter(waveform, a_coeffs, b_coeffs, zi, batch, "tdf2", hop)
     return recorded_gradients([y, zf], [grad_y, grad_zf], inputs, needs)
 
 
@@ -63,7 +64,8 @@ def _backward(ctx, grad_y, grad_zf):
     needs[3] = needs[3] and zi is not None
     inputs = [waveform, a_coeffs, b_coeffs, zi]
     if backward_builds_graph([grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi]):
-        return (*_loop_gradients(ctx, grad_y, grad_zf, inputs, needs), None, None)
+        batch = list(y.shape[:-1])
+        return (*recorded_loop_gradients(grad_y, grad_zf, inputs, needs, batch, ctx.hop), None, None)
     gx, ga, gb, gzi = torch.ops.multi_lfilter.native_varying_filter_adjoint.default(
         grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, ctx.hop, needs[0], needs[3], native.SAMPLES_PER_THREAD
     )

@@ -28,10 +28,9 @@ import torch
 from torch import Tensor
 from torch.library import triton_op, wrap_triton
 
-from ..._adjoint import recorded_gradients
+from ..._varying_op import recorded_loop_gradients
 from ..._call_mode import backward_builds_graph
 from ..._shapes import sum_to_shape
-from .. import varying_loop
 from . import BLOCK, MAX_BATCH_DIMS, MAX_ORDER, NUM_WARPS, _device_guard, available, interpreting, launch
 
 # Where each step's coefficients come from (the kernels' constexprs of the same names,
@@ -245,9 +244,7 @@ def _backward(ctx, grad_y, grad_zf):
     needs[3] = needs[3] and zi is not None
     inputs = [waveform, a_coeffs, b_coeffs, zi]
     if backward_builds_graph([grad_y, grad_zf, waveform, a_coeffs, b_coeffs, zi]):
-        with torch.enable_grad():
-            y_loop, zf_loop = varying_loop.varying_filter(waveform, a_coeffs, b_coeffs, zi, ctx.batch, "tdf2", ctx.hop)
-        return (*recorded_gradients([y_loop, zf_loop], [grad_y, grad_zf], inputs, needs), None, None)
+        return (*recorded_loop_gradients(grad_y, grad_zf, inputs, needs, ctx.batch, ctx.hop), None, None)
     zi_shape = list(zi.shape) if zi is not None else []
     gradients = varying_filter_adjoint_op(grad_y, grad_zf, waveform, a_coeffs, b_coeffs, y, zi_shape, ctx.hop, needs)
     gradients = [g if need else None for g, need in zip(gradients, needs)]
